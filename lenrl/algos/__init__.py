@@ -1,0 +1,11 @@
+"""The math of policy optimisation, as pure tensor functions on separate registries.
+
+Importing this package registers every built-in; it imports only torch (design.md 4.7 rule 8).
+"""
+
+from lenrl.algos.advantages import ADVANTAGES, AdvantageInput
+from lenrl.algos.aggregation import AGGREGATIONS
+from lenrl.algos.kl import KL_ESTIMATORS
+from lenrl.algos.policy_losses import POLICY_LOSSES, LossInput
+
+__all__ = ["ADVANTAGES", "AGGREGATIONS", "KL_ESTIMATORS", "POLICY_LOSSES", "AdvantageInput", "LossInput"]

@@ -1,0 +1,23 @@
+"""`lenrl` console command: `lenrl train --algo grpo [overrides]`."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: lenrl train [--algo NAME] [--config FILE] [key.sub=value ...]")
+        return 0
+    cmd, rest = argv[0], argv[1:]
+    if cmd == "train":
+        from lenrl.train import main as train_main
+
+        return train_main(rest)
+    print(f"lenrl: error: unknown command {cmd!r}; available: train", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,341 @@
+"""The run configuration: typed frozen dataclasses, YAML files, dotted command-line overrides.
+
+Resolution order (later wins): `configs/base.yaml` -> `configs/algos/<algo>.yaml` -> an optional
+experiment file (`--config`) -> `key.sub=value` overrides. Unknown keys, wrong types and impossible
+values raise `LenrlError` with the dotted key before anything heavy starts; registry names and their
+parameters are bound to the registered functions' signatures at load (design.md 4.4).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lenrl.errors import LenrlError
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+def _fail(where: str, msg: str) -> None:
+    raise LenrlError(f"config {where}: {msg}")
+
+
+def _positive(where: str, v: float) -> None:
+    if not v > 0:
+        _fail(where, f"must be > 0, got {v}")
+
+
+@dataclass(frozen=True)
+class FnSpec:
+    """A registered function by name, with keyword parameters bound at load."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RewardSpec:
+    name: str
+    """registered reward name, or `package.module:function`, or `path/to/file.py:function`"""
+    weight: float = 1.0
+    """weight of this reward's score in the summed reward"""
+    params: dict[str, Any] = field(default_factory=dict)
+    """keyword parameters of the reward function"""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "embedded:smollm2-135m"
+    """`embedded:smollm2-135m`, a local HF directory, or a Hugging Face model id"""
+    dtype: str = "auto"
+    """float32 | bfloat16 | float16 | auto (float32 on CPU, bfloat16 on CUDA)"""
+
+    def __post_init__(self) -> None:
+        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            _fail("model.dtype", f"must be auto, float32, bfloat16 or float16, got {self.dtype!r}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "arith"
+    """`arith` (built-in generated task), a .jsonl/.parquet path, or a Hugging Face dataset id"""
+    split: str = "train"
+    question_field: str = "problem"
+    answer_field: str = "answer"
+    limit: int | None = None
+    """use at most this many problems (None: all; `arith` generates 10000)"""
+    difficulty: int = 1
+    """difficulty of the built-in `arith` task"""
+    instruction: str = "Think step by step and put the final answer in \\boxed{}."
+    system_prompt: str | None = None
+    max_prompt_tokens: int = 256
+    """a longer prompt is an error, reported at load"""
+
+    def __post_init__(self) -> None:
+        _positive("data.max_prompt_tokens", self.max_prompt_tokens)
+        _positive("data.difficulty", self.difficulty)
+        if self.limit is not None:
+            _positive("data.limit", self.limit)
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    n: int = 4
+    """samples per prompt (the group size G)"""
+    max_tokens: int = 128
+    """response budget: per-request max_tokens passed to the engine"""
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_model_len: int = 512
+    """engine context length; must hold data.max_prompt_tokens + rollout.max_tokens"""
+    gpu_memory_utilization: float = 0.5
+    cpu_kv_cache_gib: int = 1
+    """KV cache size of the CPU backend (VLLM_CPU_KVCACHE_SPACE)"""
+    enforce_eager: bool = True
+
+    def __post_init__(self) -> None:
+        _positive("rollout.n", self.n)
+        _positive("rollout.max_tokens", self.max_tokens)
+        _positive("rollout.cpu_kv_cache_gib", self.cpu_kv_cache_gib)
+        if not self.temperature > 0:
+            _fail("rollout.temperature", f"must be > 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            _fail("rollout.top_p", f"must be in (0, 1], got {self.top_p}")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            _fail("rollout.gpu_memory_utilization", f"must be in (0, 1], got {self.gpu_memory_utilization}")
+
+
+@dataclass(frozen=True)
+class AlgoConfig:
+    advantage: FnSpec = FnSpec("grpo")
+    """advantage estimator (lenrl/algos/advantages.py)"""
+    loss: FnSpec = FnSpec("ppo_clip")
+    """per-token policy loss (lenrl/algos/policy_losses.py)"""
+    aggregation: FnSpec = FnSpec("seq_mean_token_mean")
+    """how per-token losses become a scalar (lenrl/algos/aggregation.py)"""
+    kl: FnSpec = FnSpec("k3")
+    """KL estimator to the reference policy (lenrl/algos/kl.py)"""
+    kl_coef: float = 0.0
+    """weight of the KL loss; 0 loads no reference model"""
+
+    def __post_init__(self) -> None:
+        if self.kl_coef < 0:
+            _fail("algo.kl_coef", f"must be >= 0, got {self.kl_coef}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 4
+    prompts_per_step: int = 8
+    mini_batches: int = 1
+    """optimizer steps per rollout batch (1 = on-policy)"""
+    epochs: int = 1
+    micro_batch_size: int = 8
+    """sequences per forward/backward pass"""
+    lr: float = 1e-6
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    seed: int = 0
+    reward_workers: int = 2
+    reward_timeout_s: float = 60.0
+    reward_on_error: str = "raise"
+    """raise | zero: what a reward crash or timeout does"""
+
+    def __post_init__(self) -> None:
+        for k in ("steps", "prompts_per_step", "mini_batches", "epochs", "micro_batch_size", "reward_workers"):
+            _positive(f"train.{k}", getattr(self, k))
+        if not self.lr > 0:
+            _fail("train.lr", f"must be > 0, got {self.lr}")
+        if self.prompts_per_step % self.mini_batches:
+            _fail("train.mini_batches", f"{self.mini_batches} does not divide train.prompts_per_step")
+        if self.reward_on_error not in ("raise", "zero"):
+            _fail("train.reward_on_error", f"must be raise or zero, got {self.reward_on_error!r}")
+
+
+@dataclass(frozen=True)
+class RayConfig:
+    address: str | None = None
+    """cluster to join; None uses $RAY_ADDRESS (set by `ray job submit`) or starts a local one"""
+    rollout_workers: int = 1
+    learners: int = 1
+    cpus_per_rollout_worker: float = 1.0
+    gpus_per_rollout_worker: float = 0.0
+    cpus_per_learner: float = 1.0
+    gpus_per_learner: float = 0.0
+
+    def __post_init__(self) -> None:
+        _positive("ray.rollout_workers", self.rollout_workers)
+        _positive("ray.learners", self.learners)
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    dir: str = "runs"
+    name: str | None = None
+    """run directory name; None: <algo>-<timestamp>"""
+    tensorboard: bool = True
+    save_final: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    algo_name: str = "grpo"
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    rollout: RolloutConfig = RolloutConfig()
+    algo: AlgoConfig = AlgoConfig()
+    rewards: list[RewardSpec] = field(default_factory=lambda: [RewardSpec("math_correct")])
+    train: TrainConfig = TrainConfig()
+    ray: RayConfig = RayConfig()
+    output: OutputConfig = OutputConfig()
+
+    def __post_init__(self) -> None:
+        if self.data.max_prompt_tokens + self.rollout.max_tokens > self.rollout.max_model_len:
+            _fail(
+                "rollout.max_model_len",
+                f"{self.rollout.max_model_len} < data.max_prompt_tokens + rollout.max_tokens "
+                f"({self.data.max_prompt_tokens} + {self.rollout.max_tokens})",
+            )
+        if not self.rewards:
+            _fail("rewards", "needs at least one reward")
+        if self.train.prompts_per_step % (self.train.mini_batches * self.ray.learners):
+            _fail("train.prompts_per_step", "must be divisible by train.mini_batches * ray.learners")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+
+# ---------------------------------------------------------------- loading
+
+
+def available_algos() -> list[str]:
+    return sorted(p.stem for p in (CONFIG_DIR / "algos").glob("*.yaml"))
+
+
+def load_config(algo: str, config_file: str | None = None, overrides: typing.Sequence[str] = ()) -> Config:
+    """Resolve base + algorithm preset + experiment file + overrides into a checked `Config`."""
+    if algo not in available_algos():
+        raise LenrlError(f"unknown algorithm {algo!r}; available: {', '.join(available_algos())}")
+    tree = _read_yaml(CONFIG_DIR / "base.yaml")
+    _merge(tree, _read_yaml(CONFIG_DIR / "algos" / f"{algo}.yaml"), "")
+    if config_file:
+        _merge(tree, _read_yaml(Path(config_file)), "")
+    for ov in overrides:
+        _apply_override(tree, ov)
+    tree["algo_name"] = algo
+    cfg = _build(Config, tree, "")
+    check_registries(cfg)
+    return cfg
+
+
+def check_registries(cfg: Config) -> None:
+    """Bind every registry name and its params to the registered function's signature."""
+    from lenrl.algos import ADVANTAGES, AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES
+
+    for reg, spec, where in (
+        (ADVANTAGES, cfg.algo.advantage, "algo.advantage"),
+        (POLICY_LOSSES, cfg.algo.loss, "algo.loss"),
+        (AGGREGATIONS, cfg.algo.aggregation, "algo.aggregation"),
+        (KL_ESTIMATORS, cfg.algo.kl, "algo.kl"),
+    ):
+        reg.check_params(spec.name, spec.params, where)
+    from lenrl.reward import REWARDS
+    from lenrl.reward_runner import canonical_ref, resolve_reward
+
+    for i, r in enumerate(cfg.rewards):
+        ref = canonical_ref(r.name)
+        try:
+            resolve_reward(ref)
+        except LenrlError as e:
+            raise LenrlError(f"config rewards[{i}].name: {e}") from None
+        REWARDS.check_params(ref, r.params, where=f"rewards[{i}]")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise LenrlError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise LenrlError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise LenrlError(f"{path}: top level must be a mapping")
+    return data
+
+
+def _merge(dst: dict[str, Any], src: dict[str, Any], where: str) -> None:
+    for k, v in src.items():
+        if isinstance(v, dict) and isinstance(dst.get(k), dict) and k != "params":
+            _merge(dst[k], v, f"{where}{k}.")
+        else:
+            dst[k] = v
+
+
+def _apply_override(tree: dict[str, Any], ov: str) -> None:
+    key, sep, raw = ov.partition("=")
+    if not sep or not key:
+        raise LenrlError(f"override {ov!r} must look like key.sub=value")
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        value = raw
+    node: Any = tree
+    parts = key.split(".")
+    for p in parts[:-1]:
+        if isinstance(node, list):
+            node = node[_index(p, node, key)]
+        else:
+            node = node.setdefault(p, {})
+    if isinstance(node, list):
+        node[_index(parts[-1], node, key)] = value
+    else:
+        node[parts[-1]] = value
+
+
+def _index(p: str, node: list[Any], key: str) -> int:
+    if not p.isdigit() or int(p) >= len(node):
+        raise LenrlError(f"override {key!r}: {p!r} is not an index of a list of {len(node)}")
+    return int(p)
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        _fail(where.rstrip(".") or "root", f"expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        _fail(f"{where}{unknown[0]}", f"unknown key; known keys here: {', '.join(sorted(names))}")
+    kwargs = {k: _coerce(hints[k], v, f"{where}{k}") for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, v: Any, where: str) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if v is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], v, where)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, v, where + ".")
+    if origin is list:
+        if not isinstance(v, list):
+            _fail(where, f"expected a list, got {v!r}")
+        return [_coerce(args[0], x, f"{where}[{i}]") for i, x in enumerate(v)]
+    if origin is dict:
+        if not isinstance(v, dict):
+            _fail(where, f"expected a mapping, got {v!r}")
+        return dict(v)
+    if tp is float and isinstance(v, int) and not isinstance(v, bool):
+        return float(v)
+    if tp in (int, float, str, bool) and not (isinstance(v, tp) and not (tp is int and isinstance(v, bool))):
+        _fail(where, f"expected {tp.__name__}, got {v!r} ({type(v).__name__})")
+    return v

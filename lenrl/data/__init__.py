@@ -1,0 +1,1 @@
+"""Problem sources (built-in arithmetic, JSONL, Parquet, Hugging Face datasets) and prompt rendering."""

@@ -1,0 +1,162 @@
+"""lenrl training driver: `python lenrl/train.py --algo grpo [--config FILE] [key.sub=value ...]`.
+
+Joins the Ray cluster named by `ray.address` or $RAY_ADDRESS (as `ray job submit` sets it), else starts a
+local one; places vLLM rollout engines and torch learners as Ray actors; runs the loop in
+`lenrl/trainer/loop.py`. Everything that can be wrong with the input (config, model path, data, prompt
+lengths, cluster address) is checked before the run directory is created.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+if __package__ in (None, ""):
+    # Run as a script (`python lenrl/train.py`, as `ray job submit` does): put the repository root, not
+    # lenrl/, first on sys.path so `import lenrl` works and lenrl's modules never shadow top-level ones.
+    _root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sys.path[0] = _root
+
+import argparse
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+from lenrl.config import Config, available_algos, load_config
+from lenrl.errors import LenrlError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="lenrl train", description=__doc__.splitlines()[0])
+    p.add_argument("--algo", default="grpo", help=f"algorithm preset: {', '.join(available_algos())}")
+    p.add_argument("--config", default=None, help="experiment YAML applied on top of base + preset")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.steps=3 rollout.n=8")
+    return p.parse_args(argv)
+
+
+def check_ray_address(address: str | None) -> str | None:
+    """Fail fast, in one line, when the cluster address cannot be reached (ray.init would retry for minutes)."""
+    if not address or address in ("auto", "local"):
+        return address
+    url = urlparse(address if "://" in address else f"ray://{address}")
+    host, port = url.hostname, url.port or (10001 if url.scheme == "ray" and "://" in address else 6379)
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError as e:
+        raise LenrlError(f"cannot reach the Ray cluster at {address!r} (ray.address or RAY_ADDRESS): {e}") from None
+    return address
+
+
+def start_ray(cfg: Config) -> bool:
+    """Connect to or start Ray; returns True when we started a local cluster (and must shut it down)."""
+    import ray
+
+    address = check_ray_address(cfg.ray.address or os.environ.get("RAY_ADDRESS"))
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    env["VLLM_LOGGING_LEVEL"] = os.environ.get("VLLM_LOGGING_LEVEL", "WARNING")
+    env["TOKENIZERS_PARALLELISM"] = "false"
+    if address:
+        ray.init(address=address, runtime_env={"env_vars": env}, logging_level="WARNING")
+        return False
+    need = cfg.ray.rollout_workers * cfg.ray.cpus_per_rollout_worker + cfg.ray.learners * cfg.ray.cpus_per_learner
+    ray.init(
+        num_cpus=max(os.cpu_count() or 1, int(need + 0.999)),
+        include_dashboard=False,
+        runtime_env={"env_vars": env},
+        logging_level="WARNING",
+    )
+    return True
+
+
+def run(cfg: Config) -> int:
+    from transformers import AutoTokenizer
+
+    from lenrl.data.loaders import load_problems
+    from lenrl.data.prompts import render_prompts
+    from lenrl.data.stream import PromptStream
+    from lenrl.model.embedded import resolve_model
+    from lenrl.reward_runner import RewardRunner
+
+    model_path = resolve_model(cfg.model.name)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    d = cfg.data
+    problems = load_problems(
+        d.source, split=d.split, question_field=d.question_field, answer_field=d.answer_field,
+        limit=d.limit, seed=cfg.train.seed, difficulty=d.difficulty,
+    )  # fmt: skip
+    prompts = render_prompts(
+        problems, tokenizer, instruction=d.instruction, max_prompt_tokens=d.max_prompt_tokens,
+        system_prompt=d.system_prompt,
+    )  # fmt: skip
+    print(f"lenrl: {len(prompts)} prompts from {d.source}; model {cfg.model.name}", flush=True)
+
+    started = start_ray(cfg)
+    try:
+        from lenrl.trainer.loop import train
+        from lenrl.trainer.rundir import RunDir
+
+        rewards = RewardRunner(
+            cfg.rewards, num_workers=cfg.train.reward_workers, timeout_s=cfg.train.reward_timeout_s,
+            on_error=cfg.train.reward_on_error,
+        )  # fmt: skip
+        engines, learners = build_actors(cfg, model_path)
+        with rewards, RunDir(cfg) as run_dir:
+            print(f"lenrl: run directory {run_dir.path}", flush=True)
+            result = train(
+                cfg, run_dir, PromptStream(prompts, cfg.train.seed), engines, learners, rewards,
+                pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+                model_path=model_path,
+            )  # fmt: skip
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+    print(f"lenrl: done, {result.steps} steps, weight version {result.weight_version}")
+    print(f"lenrl: outputs in {result.run_dir} (config.yaml, metrics.jsonl, tensorboard/, checkpoint/)")
+    return 0
+
+
+def build_actors(cfg: Config, model_path: str):  # -> tuple[RolloutGroup, LearnerGroup]
+    """Place the rollout engines and learners with the resources named in `cfg.ray`."""
+    import ray
+
+    from lenrl.rollout.vllm_engine import VLLMEngine
+    from lenrl.trainer.learner import Learner
+    from lenrl.workers.groups import LearnerGroup, RolloutGroup
+
+    r = cfg.ray
+    engine_cls = ray.remote(num_cpus=r.cpus_per_rollout_worker, num_gpus=r.gpus_per_rollout_worker)(VLLMEngine)
+    learner_cls = ray.remote(num_cpus=r.cpus_per_learner, num_gpus=r.gpus_per_learner)(Learner)
+    engines = [
+        engine_cls.remote(model_path, cfg.rollout, dtype=cfg.model.dtype, seed=cfg.train.seed + i)
+        for i in range(r.rollout_workers)
+    ]
+    learners = [
+        learner_cls.remote(model_path, cfg.algo, cfg.train, dtype=cfg.model.dtype, temperature=cfg.rollout.temperature)
+        for _ in range(r.learners)
+    ]
+    ray.get([e.__ray_ready__.remote() for e in engines + learners])
+    return RolloutGroup(engines), LearnerGroup(learners)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        cfg = load_config(args.algo, args.config, args.overrides)
+        return run(cfg)
+    except LenrlError as e:
+        print(f"lenrl: error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # errors raised inside Ray actors arrive wrapped; unwrap ours
+        cause = getattr(e, "cause", None)
+        if isinstance(cause, LenrlError):
+            print(f"lenrl: error: {cause}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""One optimisation phase over a rollout batch: the three registries applied per micro-batch.
+
+For each mini-batch (an optimizer step): for each micro-batch, logp = policy(tokens); per-token loss
+from the policy-loss registry; scalar from the aggregation registry with the mini-batch's global token
+and sequence counts (so micro-batching and data-parallel sharding never change the result); optional
+KL-to-reference term; backward. Then gradients are summed across learners, clipped, and stepped.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from lenrl.algos import AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES, LossInput
+from lenrl.config import AlgoConfig, TrainConfig
+from lenrl.trainer.batch import TrainBatch
+from lenrl.trainer.logprobs import response_logprobs
+
+
+@dataclass(frozen=True)
+class MiniBatch:
+    """This learner's shard of one optimizer step; counts are over the whole step, all learners."""
+
+    shard: TrainBatch
+    num_tokens: int
+    num_seqs: int
+
+
+@dataclass(frozen=True)
+class LearnerStats:
+    """Means over response tokens of the whole update, on this learner's shard."""
+
+    loss: float
+    kl_ref: float
+    entropy: float
+    clipfrac: float
+    grad_norm: float
+    logp_gap: float
+    """mean |sampler logp - learner logp| on the pre-update weights (weight-sync parity)"""
+    tokens: int
+    seconds: float
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return getattr(torch, name)
+
+
+class Learner:
+    def __init__(self, model_path: str, algo: AlgoConfig, train: TrainConfig, *, dtype: str, temperature: float):
+        from transformers import AutoModelForCausalLM
+
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        torch_dtype = resolve_dtype(dtype, self.device)
+        torch.manual_seed(train.seed)
+        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype).to(self.device)
+        self.model.train()
+        self.ref = None
+        if algo.kl_coef > 0:
+            self.ref = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype).to(self.device).eval()
+            self.ref.requires_grad_(False)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+        self.loss_fn = POLICY_LOSSES.bind(algo.loss.name, algo.loss.params)
+        self.agg_fn = AGGREGATIONS.bind(algo.aggregation.name, algo.aggregation.params)
+        self.kl_fn = KL_ESTIMATORS.bind(algo.kl.name, algo.kl.params)
+        self.kl_coef, self.train, self.temperature = algo.kl_coef, train, temperature
+
+    def update(self, minibatches: list[MiniBatch]) -> LearnerStats:
+        t0 = time.perf_counter()
+        on_policy = len(minibatches) == 1 and self.train.epochs == 1
+        # Off-policy steps need the behaviour policy's log-probs before any weight changes (DLER recomputes
+        # them in the actor rather than trusting the sampler's: algorithms.md §1.9). On-policy, the first and
+        # only pass sees the same weights, so its detached log-probs are exactly those.
+        old = None if on_policy else [self._old_logprobs(m.shard) for m in minibatches]
+        sums = {"loss": 0.0, "kl_ref": 0.0, "entropy": 0.0, "clipfrac": 0.0, "gap": 0.0, "norm": 0.0}
+        tokens = 0
+        for epoch in range(self.train.epochs):
+            for j, mbatch in enumerate(minibatches):
+                for k, micro in enumerate(self._micro(mbatch.shard)):
+                    old_k = None if old is None else old[j][k]
+                    first = epoch == 0
+                    s = self._micro_step(micro, old_k, mbatch, want_stats=first)
+                    if first:
+                        for key in s:
+                            sums[key] += s[key]
+                        tokens += micro.num_tokens
+                sums["norm"] = self._optimizer_step()
+        n = max(tokens, 1)
+        return LearnerStats(
+            loss=sums["loss"] / len(minibatches),
+            kl_ref=sums["kl_ref"] / n if self.ref is not None else float("nan"),
+            entropy=sums["entropy"] / n,
+            clipfrac=sums["clipfrac"] / n,
+            grad_norm=sums["norm"],
+            logp_gap=sums["gap"] / n,
+            tokens=tokens,
+            seconds=time.perf_counter() - t0,
+        )
+
+    def _micro(self, shard: TrainBatch) -> list[TrainBatch]:
+        mbs = self.train.micro_batch_size
+        return [shard.select(slice(i, i + mbs)) for i in range(0, len(shard), mbs)]
+
+    @torch.no_grad()
+    def _old_logprobs(self, shard: TrainBatch) -> list[torch.Tensor]:
+        return [response_logprobs(self.model, m, temperature=self.temperature)[0] for m in self._micro(shard)]
+
+    def _micro_step(
+        self, mb: TrainBatch, old_BT: torch.Tensor | None, mbatch: MiniBatch, *, want_stats: bool
+    ) -> dict[str, float]:
+        logp_BT, ent_BT = response_logprobs(self.model, mb, temperature=self.temperature, with_entropy=want_stats)
+        mask_BT = mb.response_mask_BT.to(logp_BT.device)
+        old_BT = logp_BT.detach() if old_BT is None else old_BT
+        loss_BT, lmetrics = self.loss_fn(LossInput(logp_BT, old_BT, mb.adv_B.to(logp_BT.device), mask_BT))
+        counts = {"num_tokens": mbatch.num_tokens, "num_seqs": mbatch.num_seqs}
+        loss = self.agg_fn(loss_BT, mask_BT, **counts)
+        kl_sum = 0.0
+        if self.ref is not None:
+            with torch.no_grad():
+                ref_BT, _ = response_logprobs(self.ref, mb, temperature=self.temperature)
+            kl_BT = self.kl_fn(logp_BT, ref_BT)
+            loss = loss + self.kl_coef * self.agg_fn(kl_BT, mask_BT, **counts)
+            kl_sum = float(torch.where(mask_BT, kl_BT.detach(), 0.0).sum())
+        loss.backward()
+        if not want_stats:
+            return {}
+
+        def msum(x_BT: torch.Tensor) -> float:
+            return float(torch.where(mask_BT, x_BT.detach().float(), 0.0).sum())
+
+        return {
+            "loss": float(loss.detach()),
+            "kl_ref": kl_sum,
+            "entropy": msum(ent_BT),
+            "clipfrac": msum(lmetrics["clipfrac"]),
+            "gap": msum((mb.sampler_logp_BT.to(old_BT.device) - old_BT).abs()),
+        }
+
+    def _optimizer_step(self) -> float:
+        if dist.is_initialized() and dist.get_world_size() > 1:
+            # Each learner's loss is already normalised by global counts, so the SUM of gradients is the
+            # gradient of the whole mini-batch.
+            for p in self.model.parameters():
+                if p.grad is not None:
+                    dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.train.grad_clip)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        return float(norm)
+
+    def join_group(self, rank: int, world: int, addr: str, port: int) -> None:
+        join_process_group(rank, world, addr, port)
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """Named parameters in HF naming, on CPU, for the rollout engines."""
+        return {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+
+    def save(self, path: str, tokenizer_src: str) -> str:
+        """Write an HF checkpoint (model + tokenizer) atomically: temp dir, then rename."""
+        from transformers import AutoTokenizer
+
+        out = Path(path)
+        tmp = out.with_name(out.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.model.save_pretrained(tmp)
+        AutoTokenizer.from_pretrained(tokenizer_src).save_pretrained(tmp)
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+        return str(out)
+
+
+def join_process_group(rank: int, world: int, addr: str, port: int) -> None:
+    """Data-parallel learners: gloo on CPU, NCCL on GPU; gradients are summed in `_optimizer_step`."""
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend, init_method=f"tcp://{addr}:{port}", rank=rank, world_size=world)

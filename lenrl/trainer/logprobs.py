@@ -1,0 +1,41 @@
+"""Per-token log-probabilities of response tokens under a causal LM.
+
+The sampling engine samples from softmax(logits / temperature), so the learner divides by the same
+temperature; otherwise the importance ratio and the sync-parity check compare different distributions.
+"""
+
+from __future__ import annotations
+
+import torch
+from trl.trainer.utils import selective_log_softmax  # row-chunked gather of log_softmax: no [B, T, V] copy
+
+from lenrl.trainer.batch import TrainBatch
+
+
+def response_logprobs(
+    model: torch.nn.Module, mb: TrainBatch, *, temperature: float, with_entropy: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Return (logp_BT, entropy_BT or None) for the response block of `mb`.
+
+    Position ids come from the attention mask because prompts are left-padded.
+    Shapes: input_ids_BL [B, P + T] -> logp_BT [B, T]; entropy is computed without grad.
+    """
+    T = mb.response_mask_BT.shape[1]
+    am_BL = mb.attention_mask_BL
+    pos_BL = (am_BL.cumsum(-1) - 1).clamp(min=0)
+    device = next(model.parameters()).device
+    out = model(
+        input_ids=mb.input_ids_BL.to(device),
+        attention_mask=am_BL.to(device),
+        position_ids=pos_BL.to(device),
+        logits_to_keep=T + 1,
+        use_cache=False,
+    )
+    logits_BTV = out.logits[:, :-1].float() / temperature  # position P-1+t predicts response token t
+    target_BT = mb.input_ids_BL[:, -T:].to(device)
+    logp_BT = selective_log_softmax(logits_BTV, target_BT)
+    entropy_BT = None
+    if with_entropy:
+        with torch.no_grad():
+            entropy_BT = torch.logsumexp(logits_BTV, -1) - (logits_BTV.softmax(-1) * logits_BTV).sum(-1)
+    return logp_BT, entropy_BT

@@ -1,0 +1,101 @@
+"""Per-step metrics: length always next to reward (design.md 4.7 rule 12), written to JSONL,
+TensorBoard and the console.
+
+Keys are namespaced: reward/*, len/*, actor/*, sync/*, time/*.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import torch
+
+from lenrl.records import Rollout
+from lenrl.rollout.vllm_engine import GenerationStats
+from lenrl.trainer.learner import LearnerStats
+
+
+def rollout_metrics(rollouts: list[Rollout], score_B: torch.Tensor, correct_B: torch.Tensor) -> dict[str, float]:
+    """Reward and length statistics of one rollout batch. Lengths are response tokens."""
+    len_B = torch.tensor([r.response_len for r in rollouts], dtype=torch.float64)
+    think_B = torch.tensor([r.think_len for r in rollouts], dtype=torch.float64)
+    trunc_B = torch.tensor([r.truncated for r in rollouts], dtype=torch.bool)
+    budget_B = torch.tensor([r.budget for r in rollouts], dtype=torch.float64)
+    correct_B = correct_B.bool()
+    return {
+        "reward/mean": float(score_B.double().mean()),
+        "reward/accuracy": float(correct_B.double().mean()),
+        "len/mean": float(len_B.mean()),
+        "len/p90": float(torch.quantile(len_B, 0.9)),
+        "len/max": float(len_B.max()),
+        "len/truncated_frac": float(trunc_B.double().mean()),
+        "len/correct_mean": float(len_B[correct_B].mean()) if correct_B.any() else math.nan,
+        "len/think_mean": float(think_B.mean()),
+        "len/budget_mean": float(budget_B.mean()),
+    }
+
+
+def learner_metrics(s: LearnerStats) -> dict[str, float]:
+    return {
+        "actor/loss": s.loss,
+        "actor/kl_ref": s.kl_ref,
+        "actor/entropy": s.entropy,
+        "actor/clipfrac": s.clipfrac,
+        "actor/grad_norm": s.grad_norm,
+        "sync/logp_abs_gap": s.logp_gap,
+        "time/update_s": s.seconds,
+    }
+
+
+def generation_metrics(g: GenerationStats) -> dict[str, float]:
+    return {"time/generate_s": g.seconds, "time/gen_tokens_per_s": g.tokens / max(g.seconds, 1e-9)}
+
+
+class MetricsLogger:
+    """Appends one JSON object per step (flushed, so a crash loses nothing logged), mirrors scalars to
+    TensorBoard, and prints a one-line progress report with an ETA."""
+
+    def __init__(self, run_dir: Path, total_steps: int, *, tensorboard: bool, out: TextIO = sys.stdout):
+        self.path = run_dir / "metrics.jsonl"
+        self.file = self.path.open("a")
+        self.total, self.out, self.t0 = total_steps, out, time.perf_counter()
+        self.tb = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(run_dir / "tensorboard"))
+
+    def log(self, step: int, metrics: dict[str, Any]) -> None:
+        self.file.write(json.dumps({"step": step, **metrics}, allow_nan=True) + "\n")
+        self.file.flush()
+        if self.tb is not None:
+            for k, v in metrics.items():
+                if isinstance(v, (int, float)) and not math.isnan(v):
+                    self.tb.add_scalar(k, v, step)
+            self.tb.flush()
+        elapsed = time.perf_counter() - self.t0
+        eta = elapsed / step * (self.total - step)
+        m = metrics
+        print(
+            f"step {step}/{self.total} | reward {m['reward/mean']:.3f} acc {m['reward/accuracy']:.3f}"
+            f" | len {m['len/mean']:.1f} p90 {m['len/p90']:.0f} trunc {m['len/truncated_frac']:.2f}"
+            f" | loss {m['actor/loss']:+.4f} gap {m['sync/logp_abs_gap']:.2e}"
+            f" | {m['time/step_s']:.1f}s/step, {m['time/gen_tokens_per_s']:.0f} tok/s | ETA {_hms(eta)}",
+            file=self.out,
+            flush=True,
+        )
+
+    def close(self) -> None:
+        self.file.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _hms(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"

@@ -1,0 +1,43 @@
+"""Reward plugins for tests/test_reward_runner.py, loaded by reference (`path.py:fn`, `module:fn`), not
+registered. Their behaviour is driven by the batch's `meta`, so one runner covers several cases."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+
+import torch
+
+from lenrl.reward import RewardInput, RewardOutput
+
+
+def constant(x: RewardInput, *, value: float = 1.0) -> RewardOutput:
+    return RewardOutput(score_B=torch.full((len(x),), value))
+
+
+def length(x: RewardInput, *, scale: float = 1.0) -> RewardOutput:
+    """score = scale * response_len; correct where the length is even; part "half" = score / 2."""
+    s = x.response_len_B.float() * scale
+    return RewardOutput(score_B=s, correct_B=x.response_len_B % 2 == 0, parts={"half": s / 2})
+
+
+def group_whole(x: RewardInput) -> RewardOutput:
+    """1.0 where this chunk holds the sample's whole group (meta "group_size"); part "chunk" = chunk size."""
+    counts = Counter(x.group_id_B.tolist())
+    whole = [float(counts[g] == m["group_size"]) for g, m in zip(x.group_id_B.tolist(), x.meta)]
+    return RewardOutput(score_B=torch.tensor(whole), parts={"chunk": torch.full((len(x),), float(len(x)))})
+
+
+def maybe_nan(x: RewardInput) -> RewardOutput:
+    """NaN ("not applicable") where meta "na" is set, else 2.0."""
+    return RewardOutput(score_B=torch.tensor([math.nan if m.get("na") else 2.0 for m in x.meta]))
+
+
+def misbehave(x: RewardInput) -> RewardOutput:
+    """Sleeps meta "sleep" seconds, or raises when meta "boom" is set; else scores meta "score" (1.0)."""
+    for m in x.meta:
+        if m.get("boom"):
+            raise RuntimeError("kaboom\nsecond line")
+        time.sleep(m.get("sleep", 0.0))
+    return RewardOutput(score_B=torch.tensor([float(m.get("score", 1.0)) for m in x.meta]))

@@ -1,0 +1,153 @@
+"""RewardRunner: weighted combination in spawned worker processes, whole groups per chunk, NaN handling,
+timeouts (pool killed and recreated), plugin errors, and config validation."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+from lenrl.errors import LenrlError
+from lenrl.reward import RewardInput
+from lenrl.reward_runner import RewardRunner, group_chunks
+
+PLUGINS = Path(__file__).parent / "reward_plugins.py"
+MOD = "tests.reward_plugins"
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    weight: float = 1.0
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def make_input(group_ids: list[int], lens: list[int] | None = None, meta: list[dict] | None = None,
+               completions: list[str] | None = None, answers: list[str] | None = None) -> RewardInput:
+    n = len(group_ids)
+    sizes = {g: group_ids.count(g) for g in group_ids}
+    meta = meta or [{} for _ in range(n)]
+    return RewardInput(
+        prompts=["q"] * n,
+        completions=completions or ["c"] * n,
+        completion_ids=[[1, 2]] * n,
+        answers=answers or ["1"] * n,
+        meta=[{"group_size": sizes[g], **m} for g, m in zip(group_ids, meta)],
+        response_len_B=torch.tensor(lens or [2] * n),
+        think_len_B=torch.zeros(n, dtype=torch.long),
+        truncated_B=torch.zeros(n, dtype=torch.bool),
+        group_id_B=torch.tensor(group_ids),
+        budget_B=torch.full((n,), 100),
+    )
+
+
+@pytest.fixture(scope="module")
+def runner():
+    """One pool for several tests: spawning workers (each imports torch) is the slow part."""
+    specs = [
+        Spec(f"{PLUGINS}:length", weight=0.5, params={"scale": 2.0}),
+        Spec(f"{MOD}:constant", weight=-1.0, params={"value": 3.0}),
+        Spec(f"{MOD}:group_whole", weight=0.0),
+        Spec(f"{MOD}:maybe_nan", weight=10.0),
+        Spec("math_correct", weight=0.0, params={"fallback": "none"}),
+        Spec(f"{MOD}:misbehave", weight=100.0),
+    ]
+    with RewardRunner(specs, num_workers=2, timeout_s=20.0, on_error="zero") as r:
+        yield r
+
+
+# Interleaved groups of different sizes: chunks must still hold whole groups.
+GIDS = [7, 3, 7, 3, 9, 9, 9, 7, 1, 3]
+LENS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+
+
+def expected_scores(ok: list[bool]) -> torch.Tensor:
+    """length*0.5 - 3 + maybe_nan*10 (NaN -> 0 where i % 3 == 0) + 100 where misbehave succeeded."""
+    rows = enumerate(zip(LENS, ok))
+    return torch.tensor([0.5 * 2.0 * n - 3.0 + (0.0 if i % 3 == 0 else 20.0) + 100.0 * o for i, (n, o) in rows])
+
+
+def test_weighted_sum_groups_nan_and_metrics(runner):
+    na = [{"na": i % 3 == 0} for i in range(10)]
+    out = runner.score(make_input(GIDS, LENS, na, completions=["\\boxed{1}", "\\boxed{2}"] * 5))
+    assert_close(out.score_B, expected_scores([True] * 10))
+    # correct_B comes from the first plugin that gives one ("length": even lengths).
+    assert_close(out.correct_B, torch.tensor([n % 2 == 0 for n in LENS]))
+    m = out.metrics
+    assert m[f"reward/{PLUGINS}:length"] == pytest.approx(2.0 * sum(LENS) / 10)
+    assert m[f"reward/{PLUGINS}:length/half"] == pytest.approx(sum(LENS) / 10)
+    assert m[f"reward/{MOD}:group_whole"] == 1.0
+    assert m[f"reward/{MOD}:group_whole/chunk"] < 10  # the batch really was split
+    assert m[f"reward/{MOD}:maybe_nan"] == 2.0  # NaN entries do not count in the mean
+    assert m["reward/math_correct"] == 0.5 and m["reward/math_correct/boxed"] == 1.0
+    assert m["reward/errors"] == 0.0
+
+
+def test_on_error_zero_scores_chunk_zero_and_counts(runner):
+    na = [{"na": i % 3 == 0, "boom": g == 9} for i, g in enumerate(GIDS)]
+    out = runner.score(make_input(GIDS, LENS, na))
+    failed = set(next(c for c in group_chunks(torch.tensor(GIDS), 2) if 4 in c))  # group 9's chunk
+    assert 0 < len(failed) < 10
+    assert_close(out.score_B, expected_scores([i not in failed for i in range(10)]))
+    assert out.metrics["reward/errors"] == 1.0
+    assert out.metrics[f"reward/{MOD}:misbehave"] == 1.0  # the failed chunk is NaN, not 0, in the mean
+
+
+def test_group_chunks_whole_and_balanced():
+    gids = torch.tensor([0, 1, 0, 2, 1, 3, 3, 2, 0])
+    chunks = group_chunks(gids, 2)
+    assert sorted(i for c in chunks for i in c) == list(range(9))
+    assert len(chunks) == 2
+    for c in chunks:
+        for other in chunks:
+            if other is not c:
+                assert not {int(gids[i]) for i in c} & {int(gids[i]) for i in other}
+    assert group_chunks(torch.tensor([5, 5, 5]), 4) == [[0, 1, 2]]
+
+
+def test_errors_and_timeout_then_runner_recovers():
+    with RewardRunner([Spec(f"{MOD}:misbehave")], num_workers=1, timeout_s=1.0) as runner:
+        with pytest.raises(LenrlError) as e:
+            runner.score(make_input([5, 5, 6], meta=[{}, {}, {"boom": True}]))
+        msg = str(e.value)
+        assert "misbehave' failed: RuntimeError: kaboom second line" in msg and "\n" not in msg
+        assert "sample 0 (group 5)" in msg
+        t0 = time.monotonic()
+        with pytest.raises(LenrlError, match=r"misbehave' timed out after 1s .* sample 0 \(group 4\)"):
+            runner.score(make_input([4, 4], meta=[{"sleep": 60.0}, {}]))
+        assert time.monotonic() - t0 < 10  # the hung worker was killed, not waited for
+        out = runner.score(make_input([4, 4, 2], meta=[{}, {"score": 0.0}, {"score": -1.0}]))
+        assert_close(out.score_B, torch.tensor([1.0, 0.0, -1.0]))
+        # No plugin gives correct_B, so correct_B is score_B > 0.
+        assert_close(out.correct_B, torch.tensor([True, False, False]))
+
+
+def test_unknown_name_lists_available():
+    with pytest.raises(LenrlError, match=r"unknown reward 'nope'.*available:.*math_correct"):
+        RewardRunner([Spec("nope")])
+
+
+def test_bad_params_and_bad_refs():
+    with pytest.raises(LenrlError, match=r"has no parameter 'scal'"):
+        RewardRunner([Spec(f"{PLUGINS}:length", params={"scal": 1.0})])
+    with pytest.raises(LenrlError, match=r"'math_correct'.*no parameter 'fallbak'"):
+        RewardRunner([Spec("math_correct", params={"fallbak": "none"})])
+    with pytest.raises(LenrlError, match=r"cannot load reward"):
+        RewardRunner([Spec(f"{MOD}:missing_fn")])
+    with pytest.raises(LenrlError, match=r"cannot load reward"):
+        RewardRunner([Spec("no/such/file.py:fn")])
+    with pytest.raises(LenrlError, match=r"on_error"):
+        RewardRunner([Spec("math_correct")], on_error="ignore")
+
+
+def test_empty_batch_needs_no_workers():
+    runner = RewardRunner([Spec("math_correct")])
+    out = runner.score(make_input([]))
+    assert out.score_B.shape == (0,) and math.isnan(out.metrics["reward/math_correct"])
+    assert runner._pool is None
