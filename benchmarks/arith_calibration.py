@@ -16,6 +16,7 @@ CPU, fp32 (bf16 is ~25x slower on a CPU without native bf16: environment.md sect
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 import time
@@ -79,7 +80,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1000, help="problem seed (not the training default 0)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--max-new-tokens", type=int, default=128)
-    ap.add_argument("--show", type=int, default=2, help="example responses printed per difficulty")
+    ap.add_argument("--show", type=int, default=2, help="example responses printed (stderr) per difficulty")
+    ap.add_argument("--dump", type=Path, help="write every response to this JSONL file for inspection")
     args = ap.parse_args()
 
     torch.set_num_threads(2)
@@ -91,29 +93,31 @@ def main() -> None:
     extract, equal, which = grader()
     print(f"grader: {which}; instruction: {DEFAULT_INSTRUCTION!r}; greedy, max_new_tokens={args.max_new_tokens}")
 
-    rows = []
+    print("\n| difficulty | acc boxed-only | acc last-number | fraction boxed | mean response tokens | n | time |")
+    print("|---:|---:|---:|---:|---:|---:|---:|", flush=True)
     for d in args.difficulties:
         t0 = time.time()
         problems = arith_problems(args.n, seed=args.seed, difficulty=d)
         prompts = render_prompts(problems, tokenizer, instruction=DEFAULT_INSTRUCTION, max_prompt_tokens=512)
         results = generate(model, tokenizer, prompts, args.batch_size, args.max_new_tokens)
         boxed_ok = last_ok = boxed = tokens = 0
-        for k, (p, (text, n)) in enumerate(zip(problems, results)):
+        for p, (text, n) in zip(problems, results):
             pred_box = extract(text, fallback="none")
             boxed += pred_box is not None
-            boxed_ok += equal(pred_box, p.answer) if pred_box is not None else 0
+            boxed_ok += pred_box is not None and equal(pred_box, p.answer)
             pred_last = extract(text, fallback="last_number")
-            last_ok += equal(pred_last, p.answer) if pred_last is not None else 0
+            last_ok += pred_last is not None and equal(pred_last, p.answer)
             tokens += n
-            if k < args.show:
-                print(f"--- d={d} {p.id} gold={p.answer}\n{p.question}\n>>> {text!r}")
+        for p, (text, _) in list(zip(problems, results))[: args.show]:
+            print(f"  example d={d} {p.id} gold={p.answer}: {p.question}\n  >>> {text!r}", file=sys.stderr)
+        if args.dump:
+            with args.dump.open("a", encoding="utf-8") as f:
+                for p, (text, n) in zip(problems, results):
+                    f.write(json.dumps({"id": p.id, "gold": p.answer, "tokens": n, "response": text}) + "\n")
         m = len(problems)
-        rows.append((d, boxed_ok / m, last_ok / m, boxed / m, tokens / m, m, time.time() - t0))
-
-    print("\n| difficulty | acc boxed-only | acc last-number | fraction boxed | mean response tokens | n | time |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
-    for d, acc_b, acc_l, frac_b, mean_t, m, secs in rows:
-        print(f"| {d} | {acc_b:.3f} | {acc_l:.3f} | {frac_b:.3f} | {mean_t:.1f} | {m} | {secs:.0f} s |")
+        # One row per difficulty as soon as it is done, so a long run can be cut short.
+        print(f"| {d} | {boxed_ok / m:.3f} | {last_ok / m:.3f} | {boxed / m:.3f} | {tokens / m:.1f} | {m} "
+              f"| {time.time() - t0:.0f} s |", flush=True)
 
 
 if __name__ == "__main__":

@@ -336,6 +336,11 @@ def _coerce(tp: Any, v: Any, where: str) -> Any:
         return dict(v)
     if tp is float and isinstance(v, int) and not isinstance(v, bool):
         return float(v)
+    if tp is float and isinstance(v, str):
+        try:  # YAML 1.1 reads `1e-6` (no dot) as a string
+            return float(v)
+        except ValueError:
+            pass
     if tp in (int, float, str, bool) and not (isinstance(v, tp) and not (tp is int and isinstance(v, bool))):
         _fail(where, f"expected {tp.__name__}, got {v!r} ({type(v).__name__})")
     return v

@@ -61,6 +61,11 @@ def canonical_ref(name: str) -> str:
     return name
 
 
+def metric_label(name: str) -> str:
+    """`reward/<label>` in metrics: the function name for `module:fn` / `file.py:fn` references."""
+    return name.rsplit(":", 1)[-1]
+
+
 def resolve_reward(ref: str) -> Any:
     """The function for a registry name, `package.module:function` or `path/to/file.py:function`.
 
@@ -146,9 +151,9 @@ class RewardRunner:
             raise LenrlError(f"reward on_error must be 'raise' or 'zero', got {on_error!r}")
         if not specs:
             raise LenrlError("no reward configured")
-        names = [s.name for s in specs]
-        if len(set(names)) != len(names):
-            raise LenrlError(f"reward names must be unique, got {names}")
+        labels = [metric_label(s.name) for s in specs]
+        if len(set(labels)) != len(labels):
+            raise LenrlError(f"reward metric names must be unique, got {labels}")
         self.specs = list(specs)
         self.refs = [canonical_ref(s.name) for s in self.specs]
         for spec, ref in zip(self.specs, self.refs):
@@ -251,8 +256,9 @@ class RewardRunner:
             score_B += (spec.weight * nan_to_zero(s_B)).float()
             if gave_correct and correct_B is None:
                 correct_B = c_B
-            metrics[f"reward/{spec.name}"] = nanmean(s_B)
-            metrics.update({f"reward/{spec.name}/{p}": nanmean(v) for p, v in parts.items()})
+            label = metric_label(spec.name)
+            metrics[f"reward/{label}"] = nanmean(s_B)
+            metrics.update({f"reward/{label}/{p}": nanmean(v) for p, v in parts.items()})
         return ScoredBatch(score_B, score_B > 0 if correct_B is None else correct_B, metrics)
 
     def close(self) -> None:

@@ -41,3 +41,10 @@ def misbehave(x: RewardInput) -> RewardOutput:
             raise RuntimeError("kaboom\nsecond line")
         time.sleep(m.get("sleep", 0.0))
     return RewardOutput(score_B=torch.tensor([float(m.get("score", 1.0)) for m in x.meta]))
+
+
+def even_tokens(x: RewardInput) -> RewardOutput:
+    """Fraction of even token ids in the completion: varies between random samples, so a tiny random
+    model gets a non-zero advantage from it (used by the end-to-end training test)."""
+    score = [sum(t % 2 == 0 for t in ids) / max(len(ids), 1) for ids in x.completion_ids]
+    return RewardOutput(torch.tensor(score, dtype=torch.float32))

@@ -80,11 +80,11 @@ def test_weighted_sum_groups_nan_and_metrics(runner):
     # correct_B comes from the first plugin that gives one ("length": even lengths).
     assert_close(out.correct_B, torch.tensor([n % 2 == 0 for n in LENS]))
     m = out.metrics
-    assert m[f"reward/{PLUGINS}:length"] == pytest.approx(2.0 * sum(LENS) / 10)
-    assert m[f"reward/{PLUGINS}:length/half"] == pytest.approx(sum(LENS) / 10)
-    assert m[f"reward/{MOD}:group_whole"] == 1.0
-    assert m[f"reward/{MOD}:group_whole/chunk"] < 10  # the batch really was split
-    assert m[f"reward/{MOD}:maybe_nan"] == 2.0  # NaN entries do not count in the mean
+    assert m["reward/length"] == pytest.approx(2.0 * sum(LENS) / 10)
+    assert m["reward/length/half"] == pytest.approx(sum(LENS) / 10)
+    assert m["reward/group_whole"] == 1.0
+    assert m["reward/group_whole/chunk"] < 10  # the batch really was split
+    assert m["reward/maybe_nan"] == 2.0  # NaN entries do not count in the mean
     assert m["reward/math_correct"] == 0.5 and m["reward/math_correct/boxed"] == 1.0
     assert m["reward/errors"] == 0.0
 
@@ -96,7 +96,7 @@ def test_on_error_zero_scores_chunk_zero_and_counts(runner):
     assert 0 < len(failed) < 10
     assert_close(out.score_B, expected_scores([i not in failed for i in range(10)]))
     assert out.metrics["reward/errors"] == 1.0
-    assert out.metrics[f"reward/{MOD}:misbehave"] == 1.0  # the failed chunk is NaN, not 0, in the mean
+    assert out.metrics["reward/misbehave"] == 1.0  # the failed chunk is NaN, not 0, in the mean
 
 
 def test_group_chunks_whole_and_balanced():
