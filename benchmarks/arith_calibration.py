@@ -80,6 +80,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1000, help="problem seed (not the training default 0)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--max-new-tokens", type=int, default=128)
+    ap.add_argument("--instruction", default=DEFAULT_INSTRUCTION, help="appended to each question")
     ap.add_argument("--show", type=int, default=2, help="example responses printed (stderr) per difficulty")
     ap.add_argument("--dump", type=Path, help="write every response to this JSONL file for inspection")
     args = ap.parse_args()
@@ -91,14 +92,14 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
     extract, equal, which = grader()
-    print(f"grader: {which}; instruction: {DEFAULT_INSTRUCTION!r}; greedy, max_new_tokens={args.max_new_tokens}")
+    print(f"grader: {which}; instruction: {args.instruction!r}; greedy, max_new_tokens={args.max_new_tokens}")
 
     print("\n| difficulty | acc boxed-only | acc last-number | fraction boxed | mean response tokens | n | time |")
     print("|---:|---:|---:|---:|---:|---:|---:|", flush=True)
     for d in args.difficulties:
         t0 = time.time()
         problems = arith_problems(args.n, seed=args.seed, difficulty=d)
-        prompts = render_prompts(problems, tokenizer, instruction=DEFAULT_INSTRUCTION, max_prompt_tokens=512)
+        prompts = render_prompts(problems, tokenizer, instruction=args.instruction, max_prompt_tokens=512)
         results = generate(model, tokenizer, prompts, args.batch_size, args.max_new_tokens)
         boxed_ok = last_ok = boxed = tokens = 0
         for p, (text, n) in zip(problems, results):

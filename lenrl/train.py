@@ -55,7 +55,8 @@ def start_ray(cfg: Config) -> bool:
 
     address = check_ray_address(cfg.ray.address or os.environ.get("RAY_ADDRESS"))
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
-    env["VLLM_LOGGING_LEVEL"] = os.environ.get("VLLM_LOGGING_LEVEL", "WARNING")
+    env["VLLM_LOGGING_LEVEL"] = os.environ.get("VLLM_LOGGING_LEVEL", "ERROR")
+    env["PYTHONWARNINGS"] = os.environ.get("PYTHONWARNINGS", "ignore::FutureWarning,ignore::DeprecationWarning")
     env["TOKENIZERS_PARALLELISM"] = "false"
     if address:
         ray.init(address=address, runtime_env={"env_vars": env}, logging_level="WARNING")

@@ -8,6 +8,7 @@ KL-to-reference term; backward. Then gradients are summed across learners, clipp
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -57,6 +58,10 @@ class Learner:
         from transformers import AutoModelForCausalLM
 
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if self.device.type == "cpu":
+            # Ray sets OMP_NUM_THREADS=1 in actors with one CPU; rollouts and updates alternate and never
+            # overlap, so the learner may use every core while it runs.
+            torch.set_num_threads(os.cpu_count() or 1)
         torch_dtype = resolve_dtype(dtype, self.device)
         torch.manual_seed(train.seed)
         self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype).to(self.device)

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Start a one-node Ray cluster here and submit a run to it, exactly as on a real cluster:
+#   bash launch/local.sh --algo grpo train.steps=2
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ray start --head --num-cpus "$(nproc)" --include-dashboard=true --dashboard-port 8265 >/dev/null
+trap 'ray stop >/dev/null' EXIT
+RAY_ADDRESS=http://127.0.0.1:8265 ray job submit --working-dir . -- python lenrl/train.py "$@"

@@ -1,0 +1,53 @@
+"""Ray fan-out: shards keep groups whole, and two data-parallel learners make the same update as one."""
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+from lenrl.config import AlgoConfig, FnSpec, TrainConfig
+from lenrl.records import Rollout
+from lenrl.trainer.batch import build_train_batch
+from lenrl.workers.groups import _split_groups
+
+
+def test_split_groups_keeps_groups_whole_and_loses_nothing():
+    gid = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 2, 3])
+    for parts in (1, 2, 3, 4):
+        chunks = _split_groups(gid, parts)
+        assert torch.cat(chunks).tolist() == list(range(10))
+        seen = [set(gid[c].tolist()) for c in chunks]
+        for a in range(len(seen)):
+            for b in range(a + 1, len(seen)):
+                assert not seen[a] & seen[b]
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_two_learners_update_like_one(tiny_model_dir):
+    import ray
+
+    from lenrl.trainer.learner import Learner
+    from lenrl.workers.groups import LearnerGroup
+
+    rollouts = []
+    for g in range(4):
+        for i in range(2):
+            resp = [8 + i, 9 + g, 10 + i][: 1 + (i + g) % 3]  # lengths 1-3: token weights differ
+            rollouts.append(Rollout(g, [5 + g, 6, 7], resp, [-1.0] * len(resp), "stop", 8, 0, "", 0))
+    batch = build_train_batch(rollouts, torch.tensor([1.0, -1.0] * 4), pad_id=2)
+    algo = AlgoConfig(aggregation=FnSpec("token_mean"))
+    train = TrainConfig(lr=1e-2, micro_batch_size=2, prompts_per_step=4, mini_batches=2)
+    ray.init(num_cpus=3, include_dashboard=False, logging_level="ERROR")
+    try:
+        cls = ray.remote(num_cpus=1)(Learner)
+        kw = {"dtype": "float32", "temperature": 1.0}
+        one = LearnerGroup([cls.remote(str(tiny_model_dir), algo, train, **kw)])
+        two = LearnerGroup([cls.remote(str(tiny_model_dir), algo, train, **kw) for _ in range(2)])
+        s1, s2 = one.update(batch, mini_batches=2), two.update(batch, mini_batches=2)
+        w1, w2 = ray.get(one.weights()), ray.get(two.weights())
+    finally:
+        ray.shutdown()
+    assert s1.tokens == s2.tokens == batch.num_tokens
+    assert abs(s1.loss - s2.loss) < 1e-5
+    for name in w1:
+        assert_close(w2[name], w1[name], atol=1e-5, rtol=1e-4)
