@@ -1,4 +1,4 @@
-"""`lenrl` console command: `lenrl train --algo grpo [overrides]`."""
+"""`lenrl` console command: `lenrl train --algo grpo [overrides]`, `lenrl algos`."""
 
 from __future__ import annotations
 
@@ -8,14 +8,19 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: lenrl train [--algo NAME] [--config FILE] [key.sub=value ...]")
+        print("usage: lenrl train [--algo NAME] [--config FILE] [key.sub=value ...]\n       lenrl algos")
         return 0
     cmd, rest = argv[0], argv[1:]
     if cmd == "train":
         from lenrl.train import main as train_main
 
         return train_main(rest)
-    print(f"lenrl: error: unknown command {cmd!r}; available: train", file=sys.stderr)
+    if cmd == "algos":
+        from lenrl.catalog import markdown
+
+        print(markdown(), end="")
+        return 0
+    print(f"lenrl: error: unknown command {cmd!r}; available: train, algos", file=sys.stderr)
     return 2
 
 

@@ -7,7 +7,10 @@ starting accuracy (environment.md, appendix), need no network or data files, and
 `difficulty` knob so the task can grow with the model. Answers are never negative and are checkable
 by re-applying `meta["ops"]` to `meta["start"]` (see `evaluate`).
 
-Difficulty d (int >= 1):
+Difficulty d (int >= 0):
+  * d = 0: one addition of numbers 1-5, preceded by a worked example whose answer is written as
+    \\boxed{N}. The model almost never boxes an answer on its own (benchmarks/arith_calibration.py), so
+    without the demonstration a boxed-only grader sees zero accuracy even on one-step problems.
   * d = 1: one addition or subtraction, numbers 1-9 ("Tom has 8 apples and buys 6 more. ...").
   * d >= 2: d operations, numbers up to 10*d.
   * d >= 3: operations may also add groups ("buys 3 bags with 4 apples in each": + 3*4).
@@ -72,8 +75,21 @@ def _verb_phrase(rng: random.Random, op: list, friend: str, obj: str) -> str:
     return rng.choice(templates).format(k=op[1], m=m, friend=friend, obj=obj)
 
 
+def _demo_problem(rng: random.Random) -> tuple[str, int, int, list[list]]:
+    """Difficulty 0: (question, start, answer, ops), the question led by a worked, boxed example."""
+    (name, _), (other, _) = rng.sample(NAMES, 2)
+    obj = rng.choice(OBJECTS)
+    a, b, start, k = rng.randint(2, 5), rng.randint(1, 5), rng.randint(2, 5), rng.randint(1, 5)
+    demo = (f"Example: {other} has {a} {obj} and buys {b} more. How many {obj} does {other} have now? "
+            f"{other} has {a} + {b} = {a + b} {obj}. The answer is \\boxed{{{a + b}}}.")
+    question = f"{demo}\n\nNow solve: {name} has {start} {obj} and buys {k} more. How many {obj} does {name} have now?"
+    return question, start, start + k, [["add", k]]
+
+
 def _one_problem(rng: random.Random, difficulty: int) -> tuple[str, int, int, list[list]]:
     """(question, start, answer, ops)."""
+    if difficulty == 0:
+        return _demo_problem(rng)
     (name, pron), (friend, _) = rng.sample(NAMES, 2)
     obj = rng.choice(OBJECTS)
     start = rng.randint(2, _max_number(difficulty))
@@ -97,8 +113,8 @@ def _one_problem(rng: random.Random, difficulty: int) -> tuple[str, int, int, li
 
 def arith_problems(n: int, *, seed: int, difficulty: int) -> list[Problem]:
     """`n` problems, deterministic per (seed, difficulty); a smaller `n` gives a prefix of a larger one."""
-    if isinstance(difficulty, bool) or not isinstance(difficulty, int) or difficulty < 1:
-        raise LenrlError(f"arith difficulty must be an integer >= 1, got {difficulty!r}")
+    if isinstance(difficulty, bool) or not isinstance(difficulty, int) or difficulty < 0:
+        raise LenrlError(f"arith difficulty must be an integer >= 0, got {difficulty!r}")
     if n < 0:
         raise LenrlError(f"arith: number of problems must be >= 0, got {n}")
     # A string seed is hashed with SHA-512 by `random`, so it is stable across processes and platforms.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -21,7 +22,9 @@ from lenrl.reward_runner import RewardRunner
 from lenrl.trainer.batch import build_train_batch
 from lenrl.trainer.metrics import MetricsLogger, generation_metrics, learner_metrics, rollout_metrics
 from lenrl.trainer.rundir import RunDir
-from lenrl.workers.groups import LearnerGroup, RolloutGroup
+
+if TYPE_CHECKING:  # the loop only calls their methods; importing them would pull in ray
+    from lenrl.workers.groups import LearnerGroup, RolloutGroup
 
 
 @dataclass(frozen=True)

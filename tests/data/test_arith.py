@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from lenrl.data.arith import OBJECTS, arith_problems
@@ -44,7 +46,7 @@ def test_difficulty_changes_problems():
     assert not any(op[0] == "add_groups" for p in easy for op in p.meta["ops"])
 
 
-@pytest.mark.parametrize("difficulty", [1, 2, 3, 5])
+@pytest.mark.parametrize("difficulty", [0, 1, 2, 3, 5])
 def test_answers_nonnegative_and_match_meta(difficulty):
     for p in arith_problems(300, seed=7, difficulty=difficulty):
         assert p.answer.isdigit(), p  # non-negative integer, no sign, no decimals
@@ -60,6 +62,17 @@ def test_difficulty_one_is_one_small_step():
         assert op[0] in ("add", "sub") and 1 <= op[1] <= 9 and 2 <= p.meta["start"] <= 9
 
 
+def test_difficulty_zero_has_a_correct_boxed_demo():
+    for p in arith_problems(100, seed=0, difficulty=0):
+        demo, _, task = p.question.partition("\n\nNow solve: ")
+        (a, b, total) = re.search(r"has (\d+) \w+ and buys (\d+) more\..* = (\d+) \w+\.", demo).groups()
+        assert int(a) + int(b) == int(total) and f"\\boxed{{{total}}}" in demo
+        (op,) = p.meta["ops"]
+        assert op[0] == "add" and task.startswith(f"{task.split()[0]} has {p.meta['start']} ")
+        assert "boxed" not in task  # only the demonstration shows the format
+        assert 3 <= int(p.answer) <= 10
+
+
 def test_ids_and_variety():
     ps = arith_problems(100, seed=4, difficulty=2)
     assert ps[17].id == "arith-d2-s4-000017"
@@ -68,7 +81,7 @@ def test_ids_and_variety():
     assert len({o for p in ps for o in OBJECTS if f" {o}" in p.question}) >= 5  # several objects
 
 
-@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "1"])
 def test_bad_difficulty(bad):
     with pytest.raises(LenrlError, match="difficulty"):
         arith_problems(3, seed=0, difficulty=bad)
