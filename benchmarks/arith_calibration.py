@@ -8,7 +8,10 @@ Grading: (a) boxed-only: the last \\boxed{} must hold the answer; (b) last-numbe
 is one, else the last number in the response (GSM8K style). Uses the project grader
 `rewards.math_correct` (extract_answer, is_equivalent) when it is importable, else a tiny local copy.
 
-    python benchmarks/arith_calibration.py --n 48 --difficulties 1 2 3
+    python benchmarks/arith_calibration.py --n 24 --difficulties 0 1 2 3 --dump /tmp/responses.jsonl
+
+Measured on the 2-core CPU machine (n=24 per level, seed 1000, batch 12; timings under load from
+other jobs): see the table in lenrl/data/arith.py's docstring. About 2-8 minutes per level.
 
 CPU, fp32 (bf16 is ~25x slower on a CPU without native bf16: environment.md section 3), 2 threads.
 """
@@ -76,7 +79,7 @@ def generate(model, tokenizer, prompts, batch_size: int, max_new_tokens: int) ->
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=48, help="problems per difficulty")
-    ap.add_argument("--difficulties", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--difficulties", type=int, nargs="+", default=[0, 1, 2, 3])
     ap.add_argument("--seed", type=int, default=1000, help="problem seed (not the training default 0)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--max-new-tokens", type=int, default=128)

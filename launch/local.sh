@@ -3,6 +3,8 @@
 #   bash launch/local.sh --algo grpo train.steps=2
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A throwaway single-user cluster on this machine: no token authentication between CLI and dashboard.
+export RAY_AUTH_MODE=disabled
 ray start --head --num-cpus "$(nproc)" --include-dashboard=true --dashboard-port 8265 >/dev/null
 trap 'ray stop >/dev/null' EXIT
 RAY_ADDRESS=http://127.0.0.1:8265 ray job submit --working-dir . -- python lenrl/train.py "$@"

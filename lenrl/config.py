@@ -70,8 +70,8 @@ class DataConfig:
     answer_field: str = "answer"
     limit: int | None = None
     """use at most this many problems (None: all; `arith` generates 10000)"""
-    difficulty: int = 1
-    """difficulty of the built-in `arith` task"""
+    difficulty: int = 0
+    """difficulty of the built-in `arith` task (0 = one addition after a worked, boxed example)"""
     instruction: str = "Think step by step and put the final answer in \\boxed{}."
     system_prompt: str | None = None
     max_prompt_tokens: int = 256
@@ -79,7 +79,8 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         _positive("data.max_prompt_tokens", self.max_prompt_tokens)
-        _positive("data.difficulty", self.difficulty)
+        if self.difficulty < 0:
+            _fail("data.difficulty", f"must be >= 0, got {self.difficulty}")
         if self.limit is not None:
             _positive("data.limit", self.limit)
 
@@ -132,7 +133,7 @@ class AlgoConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     steps: int = 4
-    prompts_per_step: int = 8
+    prompts_per_step: int = 4
     mini_batches: int = 1
     """optimizer steps per rollout batch (1 = on-policy)"""
     epochs: int = 1

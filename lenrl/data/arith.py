@@ -14,6 +14,15 @@ Difficulty d (int >= 0):
   * d = 1: one addition or subtraction, numbers 1-9 ("Tom has 8 apples and buys 6 more. ...").
   * d >= 2: d operations, numbers up to 10*d.
   * d >= 3: operations may also add groups ("buys 3 bags with 4 apples in each": + 3*4).
+
+DEFAULT_DIFFICULTY = 0, the easiest level with boxed-only accuracy above zero. Calibration
+(benchmarks/arith_calibration.py: greedy, DEFAULT_INSTRUCTION, 128 new tokens, seed 1000):
+
+  d  boxed-only acc  last-number acc  boxed  mean tokens  n
+  0  0.250           0.479            0.375   86.5        48
+  1  0.000           0.125            0.000  100.7        48
+  2  0.000           0.000            0.000  106.2        24
+  3  0.000           0.000            0.000  118.0        24
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from lenrl.records import Problem
 
 NAMES = [("Tom", "he"), ("Ann", "she"), ("Maria", "she"), ("Liam", "he"), ("Sara", "she"),
          ("Omar", "he"), ("Mei", "she"), ("Jack", "he"), ("Nina", "she"), ("Ravi", "he")]
+DEFAULT_DIFFICULTY = 0
 OBJECTS = ["apples", "marbles", "stickers", "pencils", "cookies", "books", "coins", "cards", "stamps", "shells"]
 
 # Verb phrases in the third person; {k}, {m} are operands, {friend} another name, {obj} the object.
@@ -82,7 +92,8 @@ def _demo_problem(rng: random.Random) -> tuple[str, int, int, list[list]]:
     a, b, start, k = rng.randint(2, 5), rng.randint(1, 5), rng.randint(2, 5), rng.randint(1, 5)
     demo = (f"Example: {other} has {a} {obj} and buys {b} more. How many {obj} does {other} have now? "
             f"{other} has {a} + {b} = {a + b} {obj}. The answer is \\boxed{{{a + b}}}.")
-    question = f"{demo}\n\nNow solve: {name} has {start} {obj} and buys {k} more. How many {obj} does {name} have now?"
+    task = f"{name} has {start} {obj} and buys {k} more. How many {obj} does {name} have now?"
+    question = f"{demo}\n\nNow solve: {task}"
     return question, start, start + k, [["add", k]]
 
 

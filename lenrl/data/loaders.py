@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from lenrl.data.arith import arith_problems
+from lenrl.data.arith import DEFAULT_DIFFICULTY, arith_problems
 from lenrl.errors import LenrlError
 from lenrl.records import Problem
 
@@ -27,7 +27,7 @@ def load_problems(
     answer_field: str = "answer",
     limit: int | None = None,
     seed: int = 0,
-    difficulty: int = 1,
+    difficulty: int = DEFAULT_DIFFICULTY,
 ) -> list[Problem]:
     """Problems from `source`: "arith", a `.jsonl` or `.parquet` path, or a Hugging Face dataset id.
 
@@ -46,7 +46,9 @@ def load_problems(
         rows = _jsonl_rows(path) if suffix == ".jsonl" else _parquet_rows(path)
         return _to_problems(rows, path.name, str(path), fields, limit)
     if path.exists():
-        raise LenrlError(f"unsupported data file {source}: expected .jsonl or .parquet (or 'arith' or a HF dataset id)")
+        raise LenrlError(
+            f"unsupported data file {source}: expected .jsonl or .parquet (or 'arith' or a HF dataset id)"
+        )
     rows = _hf_rows(source, split)
     return _to_problems(rows, f"{source}[{split}]", f"{source}[{split}]", fields, limit)
 

@@ -40,7 +40,8 @@ def render_prompts(
     for problem, text, ids in zip(problems, texts, ids_list):
         if len(ids) > max_prompt_tokens:
             raise LenrlError(
-                f"problem {problem.id}: prompt is {len(ids)} tokens, over the limit max_prompt_tokens={max_prompt_tokens}"
+                f"problem {problem.id}: prompt is {len(ids)} tokens, "
+                f"over the limit max_prompt_tokens={max_prompt_tokens}"
             )
         prompts.append(Prompt(problem=problem, text=text, token_ids=list(ids)))
     return prompts

@@ -76,7 +76,8 @@ def test_parquet(tmp_path):
     assert problems[0].meta["level"] == rows[0]["level"]
 
     pq.write_table(pa.Table.from_pylist([{"problem": "x", "ans": 1}]), tmp_path / "bad.parquet")
-    with pytest.raises(LenrlError, match=r"bad\.parquet: row 0: missing field 'answer' \(fields present: ans, problem\)"):
+    msg = r"bad\.parquet: row 0: missing field 'answer' \(fields present: ans, problem\)"
+    with pytest.raises(LenrlError, match=msg):
         load_problems(str(tmp_path / "bad.parquet"))
     pq.write_table(pa.Table.from_pylist([{"problem": "x", "answer": 1}]), tmp_path / "ok.parquet")
     assert load_problems(str(tmp_path / "ok.parquet"))[0].id == "ok.parquet:0"
@@ -92,7 +93,8 @@ def test_malformed_json_line(tmp_path):
 def test_missing_field(tmp_path):
     path = write_jsonl(tmp_path / "f.jsonl", [json.dumps({"problem": "p", "answer": "1"}),
                                               json.dumps({"question": "p", "answer": "1"})])
-    with pytest.raises(LenrlError, match=r"f\.jsonl:2: missing field 'problem' \(fields present: answer, question\)"):
+    msg = r"f\.jsonl:2: missing field 'problem' \(fields present: answer, question\)"
+    with pytest.raises(LenrlError, match=msg):
         load_problems(str(path))
 
 
@@ -110,7 +112,8 @@ def test_missing_and_empty_files(tmp_path):
 def test_arith_source():
     problems = load_problems("arith", limit=5, seed=2, difficulty=2)
     assert [p.id for p in problems][-1] == "arith-d2-s2-000004"
-    assert len(load_problems("arith")) == 10000
+    default = load_problems("arith")
+    assert len(default) == 10000 and default[0].id == "arith-d0-s0-000000"  # DEFAULT_DIFFICULTY
 
 
 def test_unloadable_hf_dataset(monkeypatch):
