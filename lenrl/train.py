@@ -57,7 +57,7 @@ def start_ray(cfg: Config) -> bool:
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
     env["VLLM_LOGGING_LEVEL"] = os.environ.get("VLLM_LOGGING_LEVEL", "ERROR")
     env["PYTHONWARNINGS"] = os.environ.get("PYTHONWARNINGS", "ignore::FutureWarning,ignore::DeprecationWarning")
-    env["TOKENIZERS_PARALLELISM"] = "false"
+    env.update(TOKENIZERS_PARALLELISM="false", TRANSFORMERS_VERBOSITY="error", HF_HUB_DISABLE_PROGRESS_BARS="1")
     if address:
         ray.init(address=address, runtime_env={"env_vars": env}, logging_level="WARNING")
         return False

@@ -84,7 +84,7 @@ class MetricsLogger:
         print(
             f"step {step}/{self.total} | reward {m['reward/mean']:.3f} acc {m['reward/accuracy']:.3f}"
             f" | len {m['len/mean']:.1f} p90 {m['len/p90']:.0f} trunc {m['len/truncated_frac']:.2f}"
-            f" | loss {m['actor/loss']:+.4f} gap {m['sync/logp_abs_gap']:.2e}"
+            f" | loss {m['actor/loss']:+.2e} gap {m['sync/logp_abs_gap']:.2e}"
             f" | {m['time/step_s']:.1f}s/step, {m['time/gen_tokens_per_s']:.0f} tok/s | ETA {_hms(eta)}",
             file=self.out,
             flush=True,
