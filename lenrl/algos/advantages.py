@@ -72,3 +72,24 @@ def rloo(x: AdvantageInput) -> torch.Tensor:
     mean_B, _, n_B = group_stats(x.rewards_B, x.group_id_B)
     scale_B = torch.where(n_B > 1, n_B / (n_B - 1).clamp(min=1), torch.zeros_like(n_B))
     return scale_B * (x.rewards_B - mean_B)
+
+
+@ADVANTAGES.register("group_mean_batch_whiten")
+def group_mean_batch_whiten(x: AdvantageInput, *, weighting: str = "token", eps: float = 1e-8) -> torch.Tensor:
+    """DLER's batch-wise normalisation (REINFORCE++-baseline; DLER arXiv 2510.15110, §3.2).
+
+    Ã_i = R_i - mean_G R, then A = (Ã - μ) / sqrt(σ² + eps) with μ, σ² (unbiased) taken over the whole
+    batch (eps inside the root, as verl's `masked_whiten`).
+    `weighting="token"` weighs each response by its token count, as the official code does (verl's
+    `masked_whiten` over all valid tokens: long responses weigh more in μ and σ); `"response"` weighs every
+    response once. Shapes: rewards_B, group_id_B, response_len_B -> adv_B.
+    """
+    if weighting not in ("token", "response"):
+        raise ValueError(f"group_mean_batch_whiten: weighting must be 'token' or 'response', got {weighting!r}")
+    mean_B, _, _ = group_stats(x.rewards_B, x.group_id_B)
+    c_B = (x.rewards_B - mean_B).double()
+    w_B = x.response_len_B.double().clamp(min=1) if weighting == "token" else torch.ones_like(c_B)
+    n = w_B.sum()
+    mu = (w_B * c_B).sum() / n
+    var = (w_B * (c_B - mu) ** 2).sum() / (n - 1).clamp(min=1)  # Bessel correction over the weighted count
+    return ((c_B - mu) / (var + eps).sqrt()).to(x.rewards_B.dtype)

@@ -1,0 +1,132 @@
+"""`format`: rule-based format reward (well-formed tags, a parsable final answer).
+
+Papers using such a term:
+- Train Long, Think Short (Hammoud et al., arXiv 2508.08940, §3): R_fmt = α_think·1[well-formed
+  <think>…</think>] + α_answer·1[well-formed <answer>…</answer>] (α's not given in the paper).
+- Surrogate Signals from Format and Length (Xin et al., arXiv 2505.19439, §3, eq. 1): R_f = 1 iff a
+  boxed answer can be parsed and is a valid SymPy expression (`sympy_valid=True`).
+- DeepSeek-R1 (arXiv 2501.12948, §2.2.2) introduced the think-tag format reward.
+
+The helpers `tag_well_formed`, `answer_parsable` and `sympy_valid` are reused by `surrogate`
+(rewards/length_group.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from lenrl.reward import RewardInput, RewardOutput, register_reward
+from rewards._length import check_choice, check_grading
+from rewards.math_correct import extract_answer
+
+MODES = ("all", "mean")
+
+
+def _tag_span(text: str, prompt: str, tag: str) -> tuple[int, int] | None:
+    """(start of the opening, start of the closing) of the only `<tag>…</tag>` pair, or None when the
+    tag is not well-formed: exactly one opening and one closing, the opening first. An opening that
+    ends the prompt (e.g. the DeepSeek-R1 template pre-fills `<think>\\n`) counts as present at -1."""
+    open_, close = f"<{tag}>", f"</{tag}>"
+    prefilled = prompt.rstrip().endswith(open_)
+    n_open = text.count(open_) + prefilled
+    if n_open != 1 or text.count(close) != 1:
+        return None
+    start = -1 if prefilled else text.index(open_)
+    end = text.index(close)
+    return (start, end) if start < end else None
+
+
+def tag_well_formed(text: str, prompt: str, tag: str) -> bool:
+    return _tag_span(text, prompt, tag) is not None
+
+
+def answer_span(text: str, prompt: str, in_answer_tag: bool) -> str:
+    """The text the final answer is read from: the `<answer>` content when asked and well-formed."""
+    span = _tag_span(text, prompt, "answer") if in_answer_tag else None
+    return text[span[0] + len("<answer>") : span[1]] if span else text
+
+
+def answer_parsable(text: str, fallback: str) -> str | None:
+    """The extracted final answer (math_correct's rule: last box after `</think>`), or None."""
+    return extract_answer(text, fallback=fallback)
+
+
+def sympy_valid(pred: str) -> bool:
+    """True if math-verify parses `\\boxed{pred}` into a SymPy expression (not just a string).
+    Calls math-verify (signal-based timeout): run on a process's main thread, as RewardRunner does."""
+    from math_verify import parse
+
+    try:
+        parsed = parse(f"\\boxed{{{pred}}}")
+    except Exception:  # odd LaTeX: not a valid expression
+        return False
+    return bool(parsed) and not isinstance(parsed[0], str)
+
+
+def _check_tags(tags: Sequence[str]) -> None:
+    if isinstance(tags, str) or not all(isinstance(t, str) and t and t.isidentifier() for t in tags):
+        raise ValueError(f"format: tags must be a list of tag names like ['think', 'answer'], got {tags!r}")
+    if len(set(tags)) != len(tags):
+        raise ValueError(f"format: tags must not repeat, got {list(tags)!r}")
+
+
+def _in_order(text: str, prompt: str, tags: Sequence[str]) -> bool:
+    """Each tag's pair closes before the next one's opens (so `<think>` then `<answer>`, no nesting)."""
+    spans = [_tag_span(text, prompt, t) for t in tags]
+    return all(a[1] < b[0] for a, b in zip(spans, spans[1:]))
+
+
+@register_reward("format")
+def format_reward(
+    x: RewardInput,
+    *,
+    tags: Sequence[str] = ("think",),
+    require_answer: bool = True,
+    sympy: bool = False,
+    mode: str = "all",
+    fallback: str = "none",
+) -> RewardOutput:
+    """Format reward: well-formed tags and a parsable final answer (TLTS arXiv 2508.08940; Surrogate Signals arXiv
+    2505.19439).
+
+    Checks per completion (each 1/0, logged as parts):
+      tag_<t>  for t in `tags`: exactly one `<t>` and one `</t>`, opening first; an opening that ends
+               the prompt counts (R1-style pre-filled `<think>`). With several tags they must also
+               appear in the given order without overlap (`order` part, only when len(tags) > 1).
+      answer   (require_answer) a final answer is extracted by math_correct's rule (last `\\boxed{}`
+               after `</think>`, `fallback` as in math_correct); read inside `<answer>…</answer>`
+               when "answer" is one of `tags`.
+      sympy    (sympy=True, Surrogate Signals' R_f) the answer parses to a SymPy expression.
+    score: mode="all" -> 1.0 iff every check passes (Surrogate's R_f with tags=[] and sympy=True);
+    mode="mean" -> the fraction of checks passed (TLTS with α_think = α_answer: scale by the weight).
+    Shapes: x (B samples) -> score_B (B,) float32; no correct_B (no ground truth is used).
+    """
+    _check_tags(tags)
+    check_choice("format", "mode", mode, MODES)
+    check_grading("format", fallback)
+    checks: dict[str, list[float]] = {f"tag_{t}": [] for t in tags}
+    if len(tags) > 1:
+        checks["order"] = []
+    if require_answer or sympy:
+        checks["answer"] = []
+    if sympy:
+        checks["sympy"] = []
+    for text, prompt in zip(x.completions, x.prompts, strict=True):
+        for t in tags:
+            checks[f"tag_{t}"].append(float(tag_well_formed(text, prompt, t)))
+        if len(tags) > 1:
+            ok = all(checks[f"tag_{t}"][-1] for t in tags) and _in_order(text, prompt, tags)
+            checks["order"].append(float(ok))
+        if "answer" in checks:
+            pred = answer_parsable(answer_span(text, prompt, "answer" in tags), fallback)
+            checks["answer"].append(float(pred is not None))
+            if sympy:
+                checks["sympy"].append(float(pred is not None and sympy_valid(pred)))
+    parts = {k: torch.tensor(v, dtype=torch.float32) for k, v in checks.items()}
+    if not parts:
+        return RewardOutput(score_B=torch.ones(len(x), dtype=torch.float32))
+    stacked = torch.stack(list(parts.values()))
+    score = stacked.min(0).values if mode == "all" else stacked.mean(0)
+    return RewardOutput(score_B=score.float(), parts=parts)
