@@ -124,10 +124,15 @@ class AlgoConfig:
     """KL estimator to the reference policy (lenrl/algos/kl.py)"""
     kl_coef: float = 0.0
     """weight of the KL loss; 0 loads no reference model"""
+    filter: FnSpec = FnSpec("none")
+    """group filter for dynamic sampling (lenrl/algos/filters.py)"""
+    filter_max_draws: int = 4
+    """most generation batches drawn per step to fill it with groups that pass the filter"""
 
     def __post_init__(self) -> None:
         if self.kl_coef < 0:
             _fail("algo.kl_coef", f"must be >= 0, got {self.kl_coef}")
+        _positive("algo.filter_max_draws", self.filter_max_draws)
 
 
 @dataclass(frozen=True)
@@ -238,13 +243,14 @@ def load_config(algo: str, config_file: str | None = None, overrides: typing.Seq
 
 def check_registries(cfg: Config) -> None:
     """Bind every registry name and its params to the registered function's signature."""
-    from lenrl.algos import ADVANTAGES, AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES
+    from lenrl.algos import ADVANTAGES, AGGREGATIONS, GROUP_FILTERS, KL_ESTIMATORS, POLICY_LOSSES
 
     for reg, spec, where in (
         (ADVANTAGES, cfg.algo.advantage, "algo.advantage"),
         (POLICY_LOSSES, cfg.algo.loss, "algo.loss"),
         (AGGREGATIONS, cfg.algo.aggregation, "algo.aggregation"),
         (KL_ESTIMATORS, cfg.algo.kl, "algo.kl"),
+        (GROUP_FILTERS, cfg.algo.filter, "algo.filter"),
     ):
         reg.check_params(spec.name, spec.params, where)
     from lenrl.reward import REWARDS

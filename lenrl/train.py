@@ -97,6 +97,7 @@ def run(cfg: Config) -> int:
     try:
         from lenrl.trainer.loop import train
         from lenrl.trainer.rundir import RunDir
+        from lenrl.trainer.sampling import BatchSampler
 
         rewards = RewardRunner(
             cfg.rewards, num_workers=cfg.train.reward_workers, timeout_s=cfg.train.reward_timeout_s,
@@ -105,8 +106,9 @@ def run(cfg: Config) -> int:
         engines, learners = build_actors(cfg, model_path)
         with rewards, RunDir(cfg) as run_dir:
             print(f"lenrl: run directory {run_dir.path}", flush=True)
+            sampler = BatchSampler(cfg, PromptStream(prompts, cfg.train.seed), engines, rewards)
             result = train(
-                cfg, run_dir, PromptStream(prompts, cfg.train.seed), engines, learners, rewards,
+                cfg, run_dir, sampler, learners,
                 pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
                 model_path=model_path,
             )  # fmt: skip
@@ -136,7 +138,10 @@ def build_actors(cfg: Config, model_path: str):  # -> tuple[RolloutGroup, Learne
         for i in range(r.rollout_workers)
     ]
     learners = [
-        learner_cls.remote(model_path, cfg.algo, cfg.train, dtype=cfg.model.dtype, temperature=cfg.rollout.temperature)
+        learner_cls.remote(
+            model_path, cfg.algo, cfg.train, dtype=cfg.model.dtype, temperature=cfg.rollout.temperature,
+            max_len=cfg.rollout.max_tokens,
+        )  # fmt: skip
         for _ in range(r.learners)
     ]
     ray.get([e.__ray_ready__.remote() for e in engines + learners])

@@ -1,11 +1,11 @@
 """`format`: rule-based format reward (well-formed tags, a parsable final answer).
 
 Papers using such a term:
-- Train Long, Think Short (Hammoud et al., arXiv 2508.08940, §3): R_fmt = α_think·1[well-formed
+- Train Long, Think Short (Hammoud et al., arXiv 2508.08940): R_fmt = α_think·1[well-formed
   <think>…</think>] + α_answer·1[well-formed <answer>…</answer>] (α's not given in the paper).
-- Surrogate Signals from Format and Length (Xin et al., arXiv 2505.19439, §3, eq. 1): R_f = 1 iff a
-  boxed answer can be parsed and is a valid SymPy expression (`sympy_valid=True`).
-- DeepSeek-R1 (arXiv 2501.12948, §2.2.2) introduced the think-tag format reward.
+- Surrogate Signals from Format and Length (Xin et al., arXiv 2505.19439): R_f = 1 iff a
+  boxed answer can be parsed and is a valid SymPy expression (`sympy=True`).
+- DeepSeek-R1 (arXiv 2501.12948) introduced the think-tag format reward.
 
 The helpers `tag_well_formed`, `answer_parsable` and `sympy_valid` are reused by `surrogate`
 (rewards/length_group.py).

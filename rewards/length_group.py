@@ -1,11 +1,11 @@
 """Group-relative length rewards: each score depends on the other responses to the same prompt.
 
 - `kimi`: Kimi k1.5 length reward — Kimi Team, "Kimi k1.5: Scaling Reinforcement Learning with LLMs",
-  arXiv 2501.12599, §2.3.3 (algorithms.md §9.2; also GRPO-λ, arXiv 2505.18086).
-- `shorter_better`: ShorterBetter — Yi et al., arXiv 2504.21370, §3 (algorithms.md §9.7).
-- `arora_zanette`: "Training Language Models to Reason Efficiently" — Arora & Zanette, arXiv 2502.04463,
-  §3 (algorithms.md §9.8).
-- `surrogate`: Surrogate Signals from Format and Length — Xin et al., arXiv 2505.19439, §3 (algorithms.md
+  arXiv 2501.12599 (algorithms.md §9.2; also GRPO-λ, arXiv 2505.18086).
+- `shorter_better`: ShorterBetter — Yi et al., arXiv 2504.21370 (algorithms.md §9.7).
+- `arora_zanette`: "Training Language Models to Reason Efficiently" — Arora & Zanette, arXiv 2502.04463
+  (algorithms.md §9.8).
+- `surrogate`: Surrogate Signals from Format and Length — Xin et al., arXiv 2505.19439 (algorithms.md
   §6.1). Not group-relative (per sample, against a fixed L_max); it lives here as a "no ground truth"
   composite of format and length.
 
@@ -48,7 +48,7 @@ def kimi(
     require_think_close: bool = False,
 ) -> RewardOutput:
     """Kimi k1.5 length reward: λ = 0.5 - (ℓ - min)/(max - min) in the group; correct +λ, wrong min(0, λ) (arXiv
-    2501.12599, §2.3.3).
+    2501.12599).
 
     min/max over ALL responses of the group (correct or not); λ = 0 for every member when max == min
     (also a group of one). λ ∈ [-0.5, 0.5]: the shortest gets +0.5, the longest -0.5.
@@ -80,8 +80,8 @@ def shorter_better(
     fallback: str = "none",
     require_think_close: bool = False,
 ) -> RewardOutput:
-    """ShorterBetter: R = 2·1[c] - α·|ℓ - SOL|, SOL = shortest correct length in the group, else its mean length (Yi
-    et al., arXiv 2504.21370, §3).
+    """ShorterBetter: R = 2·1[c] - α·abs(ℓ - SOL), SOL = shortest correct length in the group, else its mean length (Yi
+    et al., arXiv 2504.21370).
 
     SOL (Sample Optimal Length) = min ℓ over the group's correct responses; when none is correct, the
     mean ℓ of the whole group. correct_reward = 2.0 and alpha = 0.001 (the paper's α and β:
@@ -112,7 +112,7 @@ def arora_zanette(
     require_think_close: bool = False,
 ) -> RewardOutput:
     """Arora & Zanette: R = 1 - α·sigmoid((ℓ - mean)/(std + 1e-7)) over the group's correct responses if correct,
-    else 0 (arXiv 2502.04463, §3).
+    else 0 (arXiv 2502.04463).
 
     mean/std (population, ddof=0) of ℓ over the CORRECT responses of the same group; a lone correct
     response has z = 0, so R = 1 - α/2. α ∈ [0, 1] (paper sweeps 0.05–0.4; script default 0.1); α <= 1
@@ -159,7 +159,7 @@ def surrogate(
     fallback: str = "none",
 ) -> RewardOutput:
     """Surrogate Signals format-length reward, no ground truth: R_f + concave bump peaking at ℓ = p·L_max (Xin et
-    al., arXiv 2505.19439, §3, eq. 2–5).
+    al., arXiv 2505.19439).
 
     x = ℓ/L_max (ℓ = response tokens incl. EOS; L_max = max_len, None: the sample's generation cap
     x.budget_B; paper 3072), clamped to [0, 1] (the official code does not clamp past L_max);

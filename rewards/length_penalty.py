@@ -1,15 +1,15 @@
 """Per-sample length shaping rewards (each sample scored on its own; no group statistics).
 
 - `truncation`: DLER truncation penalty — Liu et al. (NVIDIA), "DLER: Doing Length pEnalty Right",
-  arXiv 2510.15110, §3.1 (algorithms.md §1.1, §1.9).
-- `overlong`: DAPO soft overlong punishment — Yu et al., arXiv 2503.14476, §3.4 (algorithms.md §9.4).
+  arXiv 2510.15110 (algorithms.md §1.1, §1.9).
+- `overlong`: DAPO soft overlong punishment — Yu et al., arXiv 2503.14476 (algorithms.md §9.4).
 - `l1_exact`, `l1_max`: L1 / LCPO — Aggarwal & Welleck, "Controlling How Long A Reasoning Model
-  Thinks", arXiv 2503.04697, §3 (algorithms.md §9.1).
+  Thinks", arXiv 2503.04697 (algorithms.md §9.1).
 - `cosine`: cosine length-scaled reward — Yeo et al., "Demystifying Long Chain-of-Thought Reasoning in
-  LLMs", arXiv 2502.03373, §4.2 (algorithms.md §9.3).
-- `tlts_triangular`: Train Long, Think Short budget reward — Hammoud et al., arXiv 2508.08940, §3.1
+  LLMs", arXiv 2502.03373 (algorithms.md §9.3).
+- `tlts_triangular`: Train Long, Think Short budget reward — Hammoud et al., arXiv 2508.08940
   (algorithms.md §5.1).
-- `repetition`: n-gram repetition penalty — Yeo et al., arXiv 2502.03373, §4.2 (algorithms.md §9.3).
+- `repetition`: n-gram repetition penalty — Yeo et al., arXiv 2502.03373 (algorithms.md §9.3).
 
 Conventions: lengths are tokens (x.response_len_B; x.think_len_B with `length_on="think"`); "truncated"
 is the engine's finish reason "length" (x.truncated_B); correctness is math_correct's grading with the
@@ -50,7 +50,7 @@ def truncation(
     require_think_close: bool = False,
 ) -> RewardOutput:
     """DLER truncation penalty: a truncated response keeps only `truncation_reward_scale` of its correctness (DLER,
-    arXiv 2510.15110, §3.1).
+    arXiv 2510.15110).
 
     DLER's reward is R_i = c_i · (s if truncated_i else 1), s = truncation_reward_scale.
     Additive form (default, include_correct=False): R_i = -(1 - s) · c_i · 1[truncated_i], so that
@@ -83,7 +83,7 @@ def overlong(
     length_on: str = "total",
 ) -> RewardOutput:
     """DAPO soft overlong punishment: linear penalty inside the last `buffer` tokens before `max_len` (DAPO, arXiv
-    2503.14476, §3.4).
+    2503.14476).
 
     With L = max_len (None: the sample's generation cap x.budget_B; paper 20480), C = buffer (paper
     4096), ℓ = length in tokens:
@@ -123,7 +123,7 @@ def l1_exact(
     fallback: str = "none",
     require_think_close: bool = False,
 ) -> RewardOutput:
-    """L1 / LCPO-Exact: R = 1[c] - α·|N - ℓ| (Aggarwal & Welleck, arXiv 2503.04697, §3.1).
+    """L1 / LCPO-Exact: R = 1[c] - α·abs(N - ℓ) (Aggarwal & Welleck, arXiv 2503.04697).
 
     N = target length: x.budget_B (target_key None) or the meta column `target_key` (the "Think for N
     tokens." number; L1 samples N ~ U{100..4000} and caps generation separately). α = 3e-4, unclipped
@@ -153,7 +153,7 @@ def l1_max(
     fallback: str = "none",
     require_think_close: bool = False,
 ) -> RewardOutput:
-    """L1 / LCPO-Max: R = 1[c] · clip(α·(N - ℓ) + δ, 0, 1) (Aggarwal & Welleck, arXiv 2503.04697, §3.2).
+    """L1 / LCPO-Max: R = 1[c] · clip(α·(N - ℓ) + δ, 0, 1) (Aggarwal & Welleck, arXiv 2503.04697).
 
     form="paper" (default): the multiplicative form above, δ = 0.5 — wrong answers get 0.
     form="code" (cmu-l3/l1 `get_delta_score_linear_both`, multiplier_reward=False): additive
@@ -193,7 +193,7 @@ def cosine(
     require_think_close: bool = False,
 ) -> RewardOutput:
     """Cosine length-scaled reward: correct 2 -> 1, wrong -10 -> 0 over [0, T], -10 past the cap (Yeo et al., arXiv
-    2502.03373, §4.2).
+    2502.03373).
 
     CosFn(t; r_0, r_T) = r_T + ½·(r_0 - r_T)·(1 + cos(π·t/T)), t = length in tokens, T = max_len
     (None: the sample's generation cap x.budget_B; the paper's launcher uses 14336).
@@ -231,7 +231,7 @@ def tlts_triangular(
     budget_key: str | None = None,
     length_on: str = "total",
 ) -> RewardOutput:
-    """Train Long, Think Short triangular budget reward, peak R_max at ℓ = L (Hammoud et al., arXiv 2508.08940, §3.1).
+    """Train Long, Think Short triangular budget reward, peak R_max at ℓ = L (Hammoud et al., arXiv 2508.08940).
 
     L = the current budget B(t): x.budget_B (budget_key None) or the meta column `budget_key` (use the
     column when the generation cap is larger than the prompt's budget, e.g. 2L, or the decay never shows).
@@ -276,7 +276,7 @@ def repetition(
     fallback: str = "none",
     require_think_close: bool = False,
 ) -> RewardOutput:
-    """N-gram repetition penalty over completion token ids, 40-grams, -0.05 each (Yeo et al., arXiv 2502.03373, §4.2).
+    """N-gram repetition penalty over completion token ids, 40-grams, -0.05 each (Yeo et al., arXiv 2502.03373).
 
     An n-gram (over x.completion_ids, never words or characters) is repeated when it occurred earlier.
         mode="dense" (paper; code `RepetitionDensePenalty`, only_start=False): every token covered by a

@@ -48,3 +48,10 @@ def even_tokens(x: RewardInput) -> RewardOutput:
     model gets a non-zero advantage from it (used by the end-to-end training test)."""
     score = [sum(t % 2 == 0 for t in ids) / max(len(ids), 1) for ids in x.completion_ids]
     return RewardOutput(torch.tensor(score, dtype=torch.float32))
+
+
+def even_majority(x: RewardInput) -> RewardOutput:
+    """Stands in for a correctness reward on a random tiny model: "correct" when most completion tokens
+    have even ids, so groups have a spread of outcomes and the group filters see informative groups."""
+    frac = even_tokens(x).score_B
+    return RewardOutput(frac, correct_B=frac > 0.5)

@@ -55,3 +55,29 @@ def test_two_step_grpo_run_writes_every_output(tiny_model_dir, tmp_path):
 
     model = AutoModelForCausalLM.from_pretrained(run / "checkpoint")
     assert model.config.num_hidden_layers == 2
+
+
+@pytest.mark.parametrize("algo", ["dr_grpo", "rloo", "dapo", "dler"])
+def test_every_preset_runs_two_steps(algo, tiny_model_dir, tmp_path):
+    from lenrl.config import load_config
+    from lenrl.train import main
+
+    n_rewards = len(load_config(algo).rewards)
+    code = main(
+        [
+            "--algo", algo, f"model.name={tiny_model_dir}", "train.steps=2", "train.prompts_per_step=2",
+            "rollout.n=4", "rollout.max_tokens=12", "train.lr=1e-3", "algo.filter_max_draws=2",
+            "data.limit=40", f"output.dir={tmp_path}", "output.name=run", "rewards.0.name=" + PLUGIN,
+            *(["rewards.1.params.buffer=4"] if algo == "dapo" else []),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["sync/weight_version"] for r in rows] == [1, 2] and n_rewards >= 1
+    for r in rows:
+        assert r["sync/logp_abs_gap"] < 1e-3 and 1 <= r["sample/draws"] <= 2
+        assert r["len/budget_mean"] == 12
+    assert (tmp_path / "run" / "checkpoint" / "config.json").exists()
+
+
+PLUGIN = f"{REPO}/tests/reward_plugins.py:even_majority"

@@ -34,16 +34,16 @@ def keep_all(x: FilterInput) -> torch.Tensor:
 
 
 @GROUP_FILTERS.register("nonzero_std")
-def nonzero_std(x: FilterInput, *, on: str = "correct") -> torch.Tensor:
+def nonzero_std(x: FilterInput, *, by: str = "correct") -> torch.Tensor:
     """Keep a group iff its values are not all equal: std_G(v) > 0 (DAPO dynamic sampling).
 
-    `on="correct"` filters on the pre-shaping correctness, as DLER's official code does (its filter reads
+    `by="correct"` filters on the pre-shaping correctness, as DLER's official code does (its filter reads
     `token_level_scores`, the score before the truncation penalty: algorithms.md §1.4, §12.5), so a group
     whose correct answers were all zeroed by a length cap still counts as informative.
-    `on="score"` filters on the shaped reward. Shapes: [B] -> keep_B [B].
+    `by="score"` filters on the shaped reward. Shapes: [B] -> keep_B [B].
     """
-    if on not in ("correct", "score"):
-        raise ValueError(f"nonzero_std: on must be 'correct' or 'score', got {on!r}")
-    v_B = x.correct_B.double() if on == "correct" else x.score_B.double()
+    if by not in ("correct", "score"):
+        raise ValueError(f"nonzero_std: by must be 'correct' or 'score', got {by!r}")
+    v_B = x.correct_B.double() if by == "correct" else x.score_B.double()
     _, std_B, _ = group_stats(v_B, x.group_id_B)
     return std_B > 0

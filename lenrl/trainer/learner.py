@@ -54,7 +54,9 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
 
 
 class Learner:
-    def __init__(self, model_path: str, algo: AlgoConfig, train: TrainConfig, *, dtype: str, temperature: float):
+    def __init__(
+        self, model_path: str, algo: AlgoConfig, train: TrainConfig, *, dtype: str, temperature: float, max_len: int
+    ):
         from transformers import AutoModelForCausalLM
 
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -74,7 +76,7 @@ class Learner:
         self.loss_fn = POLICY_LOSSES.bind(algo.loss.name, algo.loss.params)
         self.agg_fn = AGGREGATIONS.bind(algo.aggregation.name, algo.aggregation.params)
         self.kl_fn = KL_ESTIMATORS.bind(algo.kl.name, algo.kl.params)
-        self.kl_coef, self.train, self.temperature = algo.kl_coef, train, temperature
+        self.kl_coef, self.train, self.temperature, self.max_len = algo.kl_coef, train, temperature, max_len
 
     def update(self, minibatches: list[MiniBatch]) -> LearnerStats:
         t0 = time.perf_counter()
@@ -123,7 +125,7 @@ class Learner:
         mask_BT = mb.response_mask_BT.to(logp_BT.device)
         old_BT = logp_BT.detach() if old_BT is None else old_BT
         loss_BT, lmetrics = self.loss_fn(LossInput(logp_BT, old_BT, mb.adv_B.to(logp_BT.device), mask_BT))
-        counts = {"num_tokens": mbatch.num_tokens, "num_seqs": mbatch.num_seqs}
+        counts = {"num_tokens": mbatch.num_tokens, "num_seqs": mbatch.num_seqs, "max_len": self.max_len}
         loss = self.agg_fn(loss_BT, mask_BT, **counts)
         kl_sum = 0.0
         if self.ref is not None:

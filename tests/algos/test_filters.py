@@ -9,7 +9,7 @@ def test_nonzero_std_keeps_groups_with_spread_on_pre_shaping_correctness():
     x = FilterInput(score, correct, torch.tensor([0, 0, 1, 1, 2, 2]))
     f = GROUP_FILTERS.get("nonzero_std")
     assert f(x).tolist() == [True, True, False, False, False, False]
-    assert f(x, on="score").tolist() == [False, False, True, True, False, False]
+    assert f(x, by="score").tolist() == [False, False, True, True, False, False]
 
 
 def test_none_keeps_everything_and_is_nonzero_std_on_all_spread_batch():

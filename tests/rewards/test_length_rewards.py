@@ -128,7 +128,8 @@ def test_truncation_composes_with_math_correct():
     """math_correct + truncation (equal weights) == DLER's c·(s if truncated else 1)."""
     x = make_input([s(1, 10), s(1, 100, trunc=True), s(0, 100, trunc=True), s(0, 10)], budget=100)
     for scale in (0.0, 0.1, 0.5):
-        total = REWARDS.get("math_correct")(x).score_B + REWARDS.get("truncation")(x, truncation_reward_scale=scale).score_B
+        term = REWARDS.get("truncation")(x, truncation_reward_scale=scale).score_B
+        total = REWARDS.get("math_correct")(x).score_B + term
         assert total.tolist() == pytest.approx([1, scale, 0, 0])
 
 

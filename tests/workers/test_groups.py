@@ -40,7 +40,7 @@ def test_two_learners_update_like_one(tiny_model_dir):
     ray.init(num_cpus=3, include_dashboard=False, logging_level="ERROR")
     try:
         cls = ray.remote(num_cpus=1)(Learner)
-        kw = {"dtype": "float32", "temperature": 1.0}
+        kw = {"dtype": "float32", "temperature": 1.0, "max_len": 8}
         one = LearnerGroup([cls.remote(str(tiny_model_dir), algo, train, **kw)])
         two = LearnerGroup([cls.remote(str(tiny_model_dir), algo, train, **kw) for _ in range(2)])
         s1, s2 = one.update(batch, mini_batches=2), two.update(batch, mini_batches=2)
