@@ -99,6 +99,8 @@ class RolloutConfig:
     cpu_kv_cache_gib: int = 1
     """KV cache size of the CPU backend (VLLM_CPU_KVCACHE_SPACE)"""
     enforce_eager: bool = True
+    budget: FnSpec = FnSpec("constant")
+    """budget schedule B(t) (lenrl/algos/budgets.py): the per-step cap, at most max_tokens"""
 
     def __post_init__(self) -> None:
         _positive("rollout.n", self.n)
@@ -243,7 +245,7 @@ def load_config(algo: str, config_file: str | None = None, overrides: typing.Seq
 
 def check_registries(cfg: Config) -> None:
     """Bind every registry name and its params to the registered function's signature."""
-    from lenrl.algos import ADVANTAGES, AGGREGATIONS, GROUP_FILTERS, KL_ESTIMATORS, POLICY_LOSSES
+    from lenrl.algos import ADVANTAGES, AGGREGATIONS, BUDGET_SCHEDULES, GROUP_FILTERS, KL_ESTIMATORS, POLICY_LOSSES
 
     for reg, spec, where in (
         (ADVANTAGES, cfg.algo.advantage, "algo.advantage"),
@@ -251,8 +253,10 @@ def check_registries(cfg: Config) -> None:
         (AGGREGATIONS, cfg.algo.aggregation, "algo.aggregation"),
         (KL_ESTIMATORS, cfg.algo.kl, "algo.kl"),
         (GROUP_FILTERS, cfg.algo.filter, "algo.filter"),
+        (BUDGET_SCHEDULES, cfg.rollout.budget, "rollout.budget"),
     ):
         reg.check_params(spec.name, spec.params, where)
+    _check_budgets(cfg, BUDGET_SCHEDULES.bind(cfg.rollout.budget.name, cfg.rollout.budget.params))
     from lenrl.reward import REWARDS
     from lenrl.reward_runner import canonical_ref, resolve_reward
 
@@ -263,6 +267,22 @@ def check_registries(cfg: Config) -> None:
         except LenrlError as e:
             raise LenrlError(f"config rewards[{i}].name: {e}") from None
         REWARDS.check_params(ref, r.params, where=f"rewards[{i}]")
+
+
+def budget_at(cfg: Config, schedule: typing.Callable[..., int], step: int) -> int:
+    """The response budget in force at training step `step` (1-based)."""
+    return schedule(step=step - 1, total_steps=cfg.train.steps, max_tokens=cfg.rollout.max_tokens)
+
+
+def _check_budgets(cfg: Config, schedule: typing.Callable[..., int]) -> None:
+    """Every step's budget must be a positive token count within rollout.max_tokens (the engine's cap)."""
+    for step in range(1, cfg.train.steps + 1):
+        try:
+            b = budget_at(cfg, schedule, step)
+        except ValueError as e:
+            _fail("rollout.budget", str(e))
+        if not isinstance(b, int) or not 0 < b <= cfg.rollout.max_tokens:
+            _fail("rollout.budget", f"step {step} budget {b!r} is not in [1, rollout.max_tokens={cfg.rollout.max_tokens}]")
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

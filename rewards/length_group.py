@@ -190,3 +190,44 @@ def surrogate(
     r_f, s = torch.tensor(fmt, dtype=torch.float64), torch.tensor(soft, dtype=torch.float64)
     r = torch.where(r_f > 0, format_weight * (r_f + s) + r_len, torch.clamp(r_len, max=0.0))
     return _out(r, None, format=r_f, length=r_len)
+
+
+@register_reward("difficulty_truncation")
+def difficulty_truncation(
+    x: RewardInput,
+    *,
+    thresholds: list[float] = (0.5,),
+    cap_fractions: list[float] = (0.5,),
+    truncation_reward_scale: float = 0.0,
+    fallback: str = "none",
+    require_think_close: bool = False,
+) -> RewardOutput:
+    """Difficulty-aware DLER: a per-prompt truncation tier chosen from the group's correctness ratio
+    (DA-DLER, arXiv 2510.15110, §3.4; not in the public code).
+
+    p_g = mean_{i in g} c_i, measured at the full generation cap (the rollout budget). The tier is the
+    highest k with p_g >= thresholds[k]; its cap is cap_fractions[k] · budget (paper: p >= 0.5 -> 2000 of
+    4000, i.e. 0.5); a prompt below every threshold keeps the full budget. A correct response that
+    finished but is longer than its tier's cap keeps only truncation_reward_scale of its reward:
+        R_i = -(1 - s) · c_i · 1[ℓ_i > cap_g and not truncated_i]
+    (additive, to compose with math_correct + truncation: a response already cut at the budget is
+    penalised once, by `truncation`). Shapes: (B,), group_id_B (B,) -> score_B (B,); correct_B = c.
+    """
+    thresholds, cap_fractions = list(thresholds), list(cap_fractions)
+    if len(thresholds) != len(cap_fractions) or not thresholds:
+        raise ValueError("difficulty_truncation: thresholds and cap_fractions need the same, non-zero length")
+    if thresholds != sorted(thresholds) or not all(0 <= t <= 1 for t in thresholds):
+        raise ValueError(f"difficulty_truncation: thresholds must be ascending in [0, 1], got {thresholds}")
+    if not all(0 < f <= 1 for f in cap_fractions):
+        raise ValueError(f"difficulty_truncation: cap_fractions must be in (0, 1], got {cap_fractions}")
+    check_range("difficulty_truncation", "truncation_reward_scale", truncation_reward_scale, 0.0, 1.0)
+    check_grading("difficulty_truncation", fallback)
+    c = grade(x, fallback, require_think_close)
+    p = group_stat(c.double(), x.group_id_B, "mean")
+    frac = torch.ones_like(p)
+    for t, f in zip(thresholds, cap_fractions):  # ascending: the last threshold met wins
+        frac = torch.where(p >= t, torch.full_like(p, f), frac)
+    cap = frac * x.budget_B.double()
+    over = (x.response_len_B.double() > cap) & ~x.truncated_B.bool()
+    r = torch.where(c & over, -(1.0 - truncation_reward_scale), 0.0).double()
+    return _out(r, c, tier_cap=cap, over_tier=over.double())

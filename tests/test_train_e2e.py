@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lenrl.config import available_algos
+
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.vllm]
 
@@ -57,7 +59,13 @@ def test_two_step_grpo_run_writes_every_output(tiny_model_dir, tmp_path):
     assert model.config.num_hidden_layers == 2
 
 
-@pytest.mark.parametrize("algo", ["dr_grpo", "rloo", "dapo", "dler"])
+PRESET_OVERRIDES = {
+    "dapo": ["rewards.1.params.buffer=4"],
+    "curriculum": ["rollout.budget.params.end=6", "rollout.budget.params.decays=1"],  # 12 then 6
+}
+
+
+@pytest.mark.parametrize("algo", [a for a in available_algos() if a != "grpo"])  # grpo: the test above
 def test_every_preset_runs_two_steps(algo, tiny_model_dir, tmp_path):
     from lenrl.config import load_config
     from lenrl.train import main
@@ -68,7 +76,7 @@ def test_every_preset_runs_two_steps(algo, tiny_model_dir, tmp_path):
             "--algo", algo, f"model.name={tiny_model_dir}", "train.steps=2", "train.prompts_per_step=2",
             "rollout.n=4", "rollout.max_tokens=12", "train.lr=1e-3", "algo.filter_max_draws=2",
             "data.limit=40", f"output.dir={tmp_path}", "output.name=run", "rewards.0.name=" + PLUGIN,
-            *(["rewards.1.params.buffer=4"] if algo == "dapo" else []),
+            "rewards.0.params={}", *PRESET_OVERRIDES.get(algo, []),
         ]
     )  # fmt: skip
     assert code == 0
@@ -76,7 +84,8 @@ def test_every_preset_runs_two_steps(algo, tiny_model_dir, tmp_path):
     assert [r["sync/weight_version"] for r in rows] == [1, 2] and n_rewards >= 1
     for r in rows:
         assert r["sync/logp_abs_gap"] < 1e-3 and 1 <= r["sample/draws"] <= 2
-        assert r["len/budget_mean"] == 12
+        assert r["len/budget_mean"] == (12 if algo != "curriculum" else [12, 6][r["step"] - 1])
+        assert r["len/max"] <= r["len/budget_mean"]  # the budget is a real cap on generation
     assert (tmp_path / "run" / "checkpoint" / "config.json").exists()
 
 

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from lenrl.algos import GROUP_FILTERS, FilterInput
-from lenrl.config import Config
+from lenrl.algos import BUDGET_SCHEDULES, GROUP_FILTERS, FilterInput
+from lenrl.config import Config, budget_at
 from lenrl.data.stream import PromptStream
 from lenrl.records import GenerationRequest, Prompt, Rollout
 from lenrl.reward import reward_input_from_rollouts
@@ -57,6 +57,7 @@ class BatchSampler:
     def __init__(self, cfg: Config, prompts: PromptStream, engines: RolloutGroup, rewards: RewardRunner):
         self.cfg, self.prompts, self.engines, self.rewards = cfg, prompts, engines, rewards
         self.keep = GROUP_FILTERS.bind(cfg.algo.filter.name, cfg.algo.filter.params)
+        self.schedule = BUDGET_SCHEDULES.bind(cfg.rollout.budget.name, cfg.rollout.budget.params)
         self.max_draws = cfg.algo.filter_max_draws if cfg.algo.filter.name != "none" else 1
         self.next_group = 0
 
@@ -93,7 +94,7 @@ class BatchSampler:
 
     def _draw(self, k: int, step: int):  # -> groups, keep flags per group, reward metrics, generation stats
         prompts = self.prompts.next(k)
-        n, budget = self.cfg.rollout.n, self.cfg.rollout.max_tokens
+        n, budget = self.cfg.rollout.n, budget_at(self.cfg, self.schedule, step)
         requests = [GenerationRequest(self.next_group + i, p.token_ids, n, budget) for i, p in enumerate(prompts)]
         self.next_group += k
         rollouts, gen = self.engines.generate(requests, step)
