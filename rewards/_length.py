@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import torch
 
-from lenrl.reward import RewardInput
+from lenrl.reward import RewardInput, RewardOutput
 from rewards.math_correct import FALLBACKS, math_correct
 
 LENGTH_ON = ("total", "think")
@@ -99,3 +99,8 @@ def group_stat(v_B: torch.Tensor, group_id_B: torch.Tensor, reduce: str,
             out = (torch.zeros(n_groups, dtype=torch.float64).index_add_(0, inv, dev * dev) / count).sqrt()
     out = torch.where(count > 0, out, torch.full_like(out, math.nan))
     return out[inv]
+
+
+def reward_output(score: torch.Tensor, correct: torch.Tensor | None, **parts: torch.Tensor) -> RewardOutput:
+    """float32 score and parts, as the runner expects; correct_B passed through."""
+    return RewardOutput(score_B=score.float(), correct_B=correct, parts={k: v.float() for k, v in parts.items()})

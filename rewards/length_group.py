@@ -29,13 +29,10 @@ from rewards._length import (
     grade,
     group_stat,
     lengths,
+    reward_output as _out,
     targets,
 )
 from rewards.format import answer_parsable, sympy_valid, tag_well_formed
-
-
-def _out(score: torch.Tensor, correct: torch.Tensor | None, **parts: torch.Tensor) -> RewardOutput:
-    return RewardOutput(score_B=score.float(), correct_B=correct, parts={k: v.float() for k, v in parts.items()})
 
 
 @register_reward("kimi")

@@ -32,12 +32,9 @@ from rewards._length import (
     check_range,
     grade,
     lengths,
+    reward_output as _out,
     targets,
 )
-
-
-def _out(score: torch.Tensor, correct: torch.Tensor | None, **parts: torch.Tensor) -> RewardOutput:
-    return RewardOutput(score_B=score.float(), correct_B=correct, parts={k: v.float() for k, v in parts.items()})
 
 
 @register_reward("truncation")
