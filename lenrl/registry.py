@@ -49,8 +49,9 @@ class Registry:
             if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in self.runtime
         }
         at = f" at {where}" if where else ""
+        open_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
         unknown = sorted(set(params) - set(kw))
-        if unknown:
+        if unknown and not open_kwargs:  # a **kwargs function (e.g. a TRL reward) takes any keyword
             raise LenrlError(
                 f"{self.kind} {name!r}{at} has no parameter {unknown[0]!r}; it takes: {', '.join(kw) or 'none'}"
             )

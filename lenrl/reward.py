@@ -13,7 +13,9 @@ A score of NaN means "not applicable" for that sample (it contributes nothing to
 
 from __future__ import annotations
 
+import inspect
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,3 +103,26 @@ def nan_to_zero(x_B: torch.Tensor) -> torch.Tensor:
 def nanmean(x_B: torch.Tensor) -> float:
     v = x_B[~torch.isnan(x_B)]
     return float(v.mean()) if v.numel() else math.nan
+
+
+def is_trl_style(fn: Callable[..., Any]) -> bool:
+    """A TRL reward function: `f(prompts, completions, **kwargs) -> list[float | None]`."""
+    names = list(inspect.signature(fn).parameters)
+    return names[:2] == ["prompts", "completions"]
+
+
+def call_reward(fn: Callable[..., Any], x: RewardInput, params: dict[str, Any]) -> RewardOutput:
+    """Call a lenrl plugin, or a plain TRL reward function unchanged.
+
+    TRL functions get what TRL's GRPOTrainer passes: `prompts`, `completions` (text), `completion_ids`,
+    and every dataset column as a list keyed by its name (here the reference answer is also passed as
+    `answer`); a `None` score means "not applicable", as in TRL.
+    """
+    if not is_trl_style(fn):
+        return fn(x, **params)
+    columns = {k: [m.get(k) for m in x.meta] for k in dict.fromkeys(k for m in x.meta for k in m)}
+    columns.setdefault("answer", list(x.answers))
+    scores = fn(x.prompts, x.completions, completion_ids=x.completion_ids, **columns, **params)
+    if len(scores) != len(x):
+        raise ValueError(f"returned {len(scores)} scores for {len(x)} completions")
+    return RewardOutput(torch.tensor([math.nan if s is None else float(s) for s in scores], dtype=torch.float32))

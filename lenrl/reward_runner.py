@@ -29,7 +29,7 @@ from typing import Any, Protocol
 import torch
 
 from lenrl.errors import LenrlError
-from lenrl.reward import REWARDS, RewardInput, RewardOutput, nan_to_zero, nanmean
+from lenrl.reward import REWARDS, RewardInput, RewardOutput, call_reward, nan_to_zero, nanmean
 
 log = logging.getLogger(__name__)
 START_TIMEOUT_S = 300.0  # a worker that cannot import torch and the plugins in this long is stuck
@@ -108,7 +108,7 @@ def _run_chunk(ref: str, params: dict[str, Any], payload: bytes) -> tuple[list[f
     """Worker side: score one chunk. Tensors travel pickled by value (plain `pickle`), not through
     torch's shared-memory reducers, whose segments would leak when a hung pool is killed."""
     x: RewardInput = pickle.loads(payload)
-    out = resolve_reward(ref)(x, **params)
+    out = call_reward(resolve_reward(ref), x, params)
     if not isinstance(out, RewardOutput):
         raise TypeError(f"returned {type(out).__name__}, expected RewardOutput")
     n = len(x)

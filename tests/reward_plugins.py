@@ -55,3 +55,8 @@ def even_majority(x: RewardInput) -> RewardOutput:
     have even ids, so groups have a spread of outcomes and the group filters see informative groups."""
     frac = even_tokens(x).score_B
     return RewardOutput(frac, correct_B=frac > 0.5)
+
+
+def trl_style_length(prompts, completions, completion_ids, **kwargs):
+    """A plain TRL reward function, unchanged: -len/10, None where the dataset column `skip` is set."""
+    return [None if skip else -len(ids) / 10 for ids, skip in zip(completion_ids, kwargs["skip"])]

@@ -151,3 +151,16 @@ def test_empty_batch_needs_no_workers():
     out = runner.score(make_input([]))
     assert out.score_B.shape == (0,) and math.isnan(out.metrics["reward/math_correct"])
     assert runner._pool is None
+
+
+def test_plain_trl_reward_function_works_unchanged():
+    from lenrl.config import RewardSpec
+    from lenrl.reward_runner import RewardRunner
+
+    gids, lens = [0, 0, 1, 1], [3, 5, 2, 4]
+    x = make_input(gids, lens, [{"skip": i == 1} for i in range(4)])
+    with RewardRunner([RewardSpec(f"{PLUGINS}:trl_style_length")], num_workers=1) as r:
+        out = r.score(x)
+    # every completion has 2 token ids; None -> not applicable -> 0 in the sum, left out of the mean
+    assert_close(out.score_B, torch.tensor([-0.2, 0.0, -0.2, -0.2]))
+    assert out.metrics["reward/trl_style_length"] == pytest.approx(-0.2)
