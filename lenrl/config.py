@@ -47,6 +47,12 @@ class RewardSpec:
     """weight of this reward's score in the summed reward"""
     params: dict[str, Any] = field(default_factory=dict)
     """keyword parameters of the reward function"""
+    gate: str = "none"
+    """none | correct | wrong: apply this reward only where the answer is right (or wrong)"""
+
+    def __post_init__(self) -> None:
+        if self.gate not in ("none", "correct", "wrong"):
+            _fail("rewards[].gate", f"must be none, correct or wrong, got {self.gate!r}")
 
 
 @dataclass(frozen=True)

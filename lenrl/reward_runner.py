@@ -232,34 +232,50 @@ class RewardRunner:
         return f"failed: {type(exc).__name__}: {exc}"
 
     def _combine(self, x: RewardInput, chunks: list[list[int]], results: dict, errors: int) -> ScoredBatch:
+        """Rewards in config order; `gate` then zeroes a reward where the answer is wrong ("correct") or
+        right ("wrong"), judged by the first reward that returns correct_B (so gating never depends on
+        a length term's own view of correctness)."""
         n = len(x)
-        score_B = torch.zeros(n, dtype=torch.float32)
         correct_B: torch.Tensor | None = None
         metrics: dict[str, float] = {"reward/errors": float(errors)}
+        scores: list[torch.Tensor] = []
         for k, spec in enumerate(self.specs):
-            s_B = torch.full((n,), math.nan, dtype=torch.float64)
-            c_B = torch.zeros(n, dtype=torch.bool)
-            parts: dict[str, torch.Tensor] = {}
-            gave_correct = False
-            for c, idx in enumerate(chunks):
-                if (k, c) not in results:
-                    continue  # failed chunk under on_error="zero": NaN here, 0 in score_B
-                s, corr, pts = results[k, c]
-                t = torch.tensor(idx, dtype=torch.long)
-                s_B[t] = torch.tensor(s, dtype=torch.float64)
-                if corr is not None:
-                    gave_correct = True
-                    c_B[t] = torch.tensor(corr, dtype=torch.bool)
-                for name, v in pts.items():
-                    parts.setdefault(name, torch.full((n,), math.nan, dtype=torch.float64))
-                    parts[name][t] = torch.tensor(v, dtype=torch.float64)
-            score_B += (spec.weight * nan_to_zero(s_B)).float()
-            if gave_correct and correct_B is None:
+            s_B, c_B, parts = self._gather(n, k, chunks, results)
+            scores.append(s_B)
+            if c_B is not None and correct_B is None:
                 correct_B = c_B
             label = metric_label(spec.name)
             metrics[f"reward/{label}"] = nanmean(s_B)
             metrics.update({f"reward/{label}/{p}": nanmean(v) for p, v in parts.items()})
+        score_B = torch.zeros(n, dtype=torch.float32)
+        for spec, s_B in zip(self.specs, scores):
+            gate = getattr(spec, "gate", "none")
+            if gate != "none":
+                if correct_B is None:
+                    raise LenrlError(f"reward {spec.name!r} has gate={gate!r} but no reward returns correct_B")
+                s_B = torch.where(correct_B if gate == "correct" else ~correct_B, s_B, 0.0)
+            score_B += (spec.weight * nan_to_zero(s_B)).float()
         return ScoredBatch(score_B, score_B > 0 if correct_B is None else correct_B, metrics)
+
+    def _gather(self, n: int, k: int, chunks: list[list[int]], results: dict):
+        """Plugin k's per-sample score (NaN where its chunk failed), correct_B or None, and parts."""
+        s_B = torch.full((n,), math.nan, dtype=torch.float64)
+        c_B = torch.zeros(n, dtype=torch.bool)
+        parts: dict[str, torch.Tensor] = {}
+        gave_correct = False
+        for c, idx in enumerate(chunks):
+            if (k, c) not in results:
+                continue  # failed chunk under on_error="zero": NaN here, 0 in score_B
+            s, corr, pts = results[k, c]
+            t = torch.tensor(idx, dtype=torch.long)
+            s_B[t] = torch.tensor(s, dtype=torch.float64)
+            if corr is not None:
+                gave_correct = True
+                c_B[t] = torch.tensor(corr, dtype=torch.bool)
+            for name, v in pts.items():
+                parts.setdefault(name, torch.full((n,), math.nan, dtype=torch.float64))
+                parts[name][t] = torch.tensor(v, dtype=torch.float64)
+        return s_B, (c_B if gave_correct else None), parts
 
     def close(self) -> None:
         if self._pool is not None:

@@ -164,3 +164,18 @@ def test_plain_trl_reward_function_works_unchanged():
     # every completion has 2 token ids; None -> not applicable -> 0 in the sum, left out of the mean
     assert_close(out.score_B, torch.tensor([-0.2, 0.0, -0.2, -0.2]))
     assert out.metrics["reward/trl_style_length"] == pytest.approx(-0.2)
+
+
+def test_correctness_gated_shaping():
+    from lenrl.config import RewardSpec
+    from lenrl.reward_runner import RewardRunner
+
+    x = make_input([0, 0, 1, 1], [2, 4, 6, 8], completions=["\\boxed{1}", "no", "\\boxed{1}", "x"])
+    specs = [RewardSpec("math_correct"), RewardSpec(f"{PLUGINS}:length", weight=-0.1, gate="correct")]
+    with RewardRunner(specs, num_workers=1) as r:
+        out = r.score(x)
+        # length term (score = len) only on the correct answers 0 and 2: 1 - 0.1 * len
+        assert_close(out.score_B, torch.tensor([1 - 0.2, 0.0, 1 - 0.6, 0.0]))
+        wrong = RewardRunner([specs[0], RewardSpec(f"{PLUGINS}:length", weight=-0.1, gate="wrong")], num_workers=1)
+        with wrong:
+            assert_close(wrong.score(x).score_B, torch.tensor([1.0, -0.4, 1.0, -0.8]))
