@@ -40,4 +40,4 @@ def test_readme_lists_every_module_and_the_generated_catalog():
             assert path.name in readme, f"{path.relative_to(REPO)} missing from the README file map"
     from lenrl.catalog import markdown
 
-    assert markdown() in readme, "README algorithm table is stale: run python benchmarks/update_readme_table.py"
+    assert markdown() in readme, "README algorithm table is stale: run python tools/update_readme_table.py"
