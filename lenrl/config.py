@@ -263,6 +263,7 @@ def check_registries(cfg: Config) -> None:
     ):
         reg.check_params(spec.name, spec.params, where)
     _check_budgets(cfg, BUDGET_SCHEDULES.bind(cfg.rollout.budget.name, cfg.rollout.budget.params))
+    _probe_values(cfg)
     from lenrl.reward import REWARDS
     from lenrl.reward_runner import canonical_ref, resolve_reward
 
@@ -289,6 +290,36 @@ def _check_budgets(cfg: Config, schedule: typing.Callable[..., int]) -> None:
             _fail("rollout.budget", str(e))
         if not isinstance(b, int) or not 0 < b <= cfg.rollout.max_tokens:
             _fail("rollout.budget", f"step {step} budget {b!r} is not in [1, rollout.max_tokens={cfg.rollout.max_tokens}]")
+
+
+def _probe_values(cfg: Config) -> None:
+    """Call each configured tensor function once on a 2-response toy batch, so that parameter values the
+    function rejects (clip bounds outside (0, 1], a negative eps...) fail at load, not at step 1."""
+    import torch
+
+    from lenrl.algos import (
+        ADVANTAGES, AGGREGATIONS, GROUP_FILTERS, KL_ESTIMATORS, POLICY_LOSSES, AdvantageInput, FilterInput, LossInput,
+    )  # fmt: skip
+
+    a = cfg.algo
+    x2 = torch.zeros(2, 1)
+    mask = torch.ones(2, 1, dtype=torch.bool)
+    probes = [
+        ("algo.advantage", ADVANTAGES, a.advantage,
+         (AdvantageInput(torch.tensor([0.0, 1.0]), torch.zeros(2, dtype=torch.long), torch.ones(2, dtype=torch.long),
+                         torch.zeros(2, dtype=torch.bool)),), {}),
+        ("algo.loss", POLICY_LOSSES, a.loss, (LossInput(x2, x2, torch.ones(2), mask),), {}),
+        ("algo.aggregation", AGGREGATIONS, a.aggregation, (x2, mask),
+         {"num_tokens": 2, "num_seqs": 2, "max_len": cfg.rollout.max_tokens}),
+        ("algo.kl", KL_ESTIMATORS, a.kl, (x2, x2), {}),
+        ("algo.filter", GROUP_FILTERS, a.filter,
+         (FilterInput(torch.zeros(2), torch.zeros(2, dtype=torch.bool), torch.zeros(2, dtype=torch.long)),), {}),
+    ]  # fmt: skip
+    for where, reg, spec, args, kwargs in probes:
+        try:
+            reg.bind(spec.name, spec.params)(*args, **kwargs)
+        except ValueError as e:
+            _fail(where, str(e))
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -59,6 +59,13 @@ def test_overrides_are_typed(tmp_path):
         ("rewards.0.params.nope=1", "reward 'math_correct' at rewards[0] has no parameter 'nope'"),
         ("rewards.0.name=nope", "rewards[0].name"),
         ("rewards.5.weight=1", "not an index"),
+        ("algo.loss.params.clip_high=1.5", "config algo.loss: ppo_clip: clip_low and clip_high must be in (0, 1]"),
+        ("algo.loss.params.clip_low=0", "must be in (0, 1]"),
+        ("algo.loss.params.dual_clip=0.5", "dual_clip must be > 1"),
+        ("algo.advantage.params.eps=-1", "config algo.advantage: grpo: eps must be >= 0"),
+        ("algo.filter.name=nope", "unknown group filter 'nope'"),
+        ("rollout.budget.name=exponential", "needs parameter 'end'"),
+        ("rewards.0.gate=sometimes", "config rewards[].gate"),
     ],
 )
 def test_bad_values_fail_at_load(override, message):

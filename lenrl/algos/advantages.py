@@ -47,6 +47,8 @@ def grpo(x: AdvantageInput, *, eps: float = 1e-6) -> torch.Tensor:
     A_i = (R_i - mean_G R) / (std_G R + eps), std unbiased (torch.std, as TRL and verl).
     Shapes: rewards_B, group_id_B -> adv_B.
     """
+    if eps < 0:
+        raise ValueError(f"grpo: eps must be >= 0, got {eps}")
     mean_B, std_B, _ = group_stats(x.rewards_B, x.group_id_B)
     return (x.rewards_B - mean_B) / (std_B + eps)
 
@@ -86,6 +88,8 @@ def group_mean_batch_whiten(x: AdvantageInput, *, weighting: str = "token", eps:
     """
     if weighting not in ("token", "response"):
         raise ValueError(f"group_mean_batch_whiten: weighting must be 'token' or 'response', got {weighting!r}")
+    if eps < 0:
+        raise ValueError(f"group_mean_batch_whiten: eps must be >= 0, got {eps}")
     mean_B, _, _ = group_stats(x.rewards_B, x.group_id_B)
     c_B = (x.rewards_B - mean_B).double()
     w_B = x.response_len_B.double().clamp(min=1) if weighting == "token" else torch.ones_like(c_B)

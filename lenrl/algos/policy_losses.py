@@ -37,6 +37,10 @@ def ppo_clip(
     for A < 0 the loss is capped at -c A (Ye et al. 2020, arXiv 1912.09729; verl's clip_ratio_c).
     Shapes: logp_BT, old_logp_BT, mask_BT [B, T]; adv_B [B] -> loss_BT [B, T].
     """
+    if not (0 < clip_low <= 1 and 0 < clip_high <= 1):
+        raise ValueError(f"ppo_clip: clip_low and clip_high must be in (0, 1], got {clip_low}, {clip_high}")
+    if dual_clip is not None and not dual_clip > 1:
+        raise ValueError(f"ppo_clip: dual_clip must be > 1, got {dual_clip}")
     adv_BT = x.adv_B.unsqueeze(1).to(x.logp_BT.dtype)
     ratio_BT = torch.exp(x.logp_BT - x.old_logp_BT)
     unclipped_BT = -adv_BT * ratio_BT
