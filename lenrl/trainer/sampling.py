@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from lenrl.algos import BUDGET_SCHEDULES, GROUP_FILTERS, FilterInput
-from lenrl.config import Config, budget_at
+from lenrl.config import Config
+from lenrl.config_checks import budget_at
 from lenrl.data.stream import PromptStream
 from lenrl.records import GenerationRequest, Prompt, Rollout
 from lenrl.reward import reward_input_from_rollouts
