@@ -15,7 +15,8 @@ def _summary(fn: object) -> str:
 
 
 def registry_rows(kind: str, reg: Registry) -> list[str]:
-    return [f"| {kind} | `{name}` | {_summary(reg.get(name))} |" for name in reg.names()]
+    # `module:fn` / `file.py:fn` rewards register under their reference once loaded; only built-ins are listed
+    return [f"| {kind} | `{name}` | {_summary(reg.get(name))} |" for name in reg.names() if ":" not in name]
 
 
 def preset_rows() -> list[str]:
