@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 import torch  # noqa: E402
 
 from lenrl.data.arith import arith_problems  # noqa: E402
-from lenrl.data.prompts import DEFAULT_INSTRUCTION, render_prompts  # noqa: E402
+from lenrl.config import DataConfig  # noqa: E402
+from lenrl.data.prompts import render_prompts  # noqa: E402
 from lenrl.model.embedded import embedded_model_dir  # noqa: E402
 
 
@@ -83,7 +84,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1000, help="problem seed (not the training default 0)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--max-new-tokens", type=int, default=128)
-    ap.add_argument("--instruction", default=DEFAULT_INSTRUCTION, help="appended to each question")
+    ap.add_argument("--instruction", default=DataConfig().instruction, help="appended to each question")
     ap.add_argument("--show", type=int, default=2, help="example responses printed (stderr) per difficulty")
     ap.add_argument("--dump", type=Path, help="write every response to this JSONL file for inspection")
     args = ap.parse_args()

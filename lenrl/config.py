@@ -49,6 +49,9 @@ class RewardSpec:
     """keyword parameters of the reward function"""
     gate: str = "none"
     """none | correct | wrong: apply this reward only where the answer is right (or wrong)"""
+    groups: FnSpec = FnSpec("none")
+    """group filter (lenrl/algos/filters.py) choosing the groups of the batch this reward applies to
+    (GRPO-λ: `top_fraction`); elsewhere the reward counts 0"""
 
     def __post_init__(self) -> None:
         if self.gate not in ("none", "correct", "wrong"):
@@ -80,6 +83,9 @@ class DataConfig:
     """difficulty of the built-in `arith` task (0 = one addition after a worked, boxed example)"""
     instruction: str = "Think step by step and put the final answer in \\boxed{}."
     system_prompt: str | None = None
+    target_len: list[int] | None = None
+    """[low, high]: give each problem without a `target_len` column one drawn from U{low..high} (seeded), for
+    L1's "Think for {target_len} tokens." instruction and l1_exact/l1_max rewards (target_key: target_len)"""
     max_prompt_tokens: int = 256
     """a longer prompt is an error, reported at load"""
 
@@ -89,6 +95,10 @@ class DataConfig:
             _fail("data.difficulty", f"must be >= 0, got {self.difficulty}")
         if self.limit is not None:
             _positive("data.limit", self.limit)
+        if self.target_len is not None and not (
+            len(self.target_len) == 2 and 0 < self.target_len[0] <= self.target_len[1]
+        ):
+            _fail("data.target_len", f"must be [low, high] with 0 < low <= high, got {self.target_len}")
 
 
 @dataclass(frozen=True)
@@ -107,13 +117,15 @@ class RolloutConfig:
     enforce_eager: bool = True
     budget: FnSpec = FnSpec("constant")
     """budget schedule B(t) (lenrl/algos/budgets.py): the per-step cap, at most max_tokens"""
+    question_budget: FnSpec = FnSpec("none")
+    """per-question budget rule L_q (lenrl/algos/budgets.py; PALU: `palu`): a prompt's cap is min(B(t), L_q)"""
 
     def __post_init__(self) -> None:
         _positive("rollout.n", self.n)
         _positive("rollout.max_tokens", self.max_tokens)
         _positive("rollout.cpu_kv_cache_gib", self.cpu_kv_cache_gib)
-        if not self.temperature > 0:
-            _fail("rollout.temperature", f"must be > 0, got {self.temperature}")
+        if self.temperature < 0:
+            _fail("rollout.temperature", f"must be >= 0 (0 = greedy, evaluation only), got {self.temperature}")
         if not 0 < self.top_p <= 1:
             _fail("rollout.top_p", f"must be in (0, 1], got {self.top_p}")
         if not 0 < self.gpu_memory_utilization <= 1:
@@ -218,6 +230,8 @@ class Config:
             )
         if not self.rewards:
             _fail("rewards", "needs at least one reward")
+        if not self.rollout.temperature > 0:  # the learner divides its logits by the sampling temperature
+            _fail("rollout.temperature", f"training needs a temperature > 0, got {self.rollout.temperature}")
         if self.train.prompts_per_step % (self.train.mini_batches * self.ray.learners):
             _fail("train.prompts_per_step", "must be divisible by train.mini_batches * ray.learners")
 

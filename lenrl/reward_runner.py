@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 import torch
 
+from lenrl.algos.filters import GROUP_FILTERS, FilterInput
 from lenrl.errors import LenrlError
 from lenrl.reward import REWARDS, RewardInput, RewardOutput, call_reward, nan_to_zero, nanmean
 
@@ -136,6 +137,14 @@ def group_chunks(group_id_B: torch.Tensor, n_chunks: int) -> list[list[int]]:
     return chunks
 
 
+def _bind_groups(spec: RewardSpecLike) -> Any:
+    """The spec's `groups:` selector bound to its params, or None when it keeps every group."""
+    groups = getattr(spec, "groups", None)
+    if groups is None or groups.name == "none":
+        return None
+    return GROUP_FILTERS.bind(groups.name, groups.params, where=f"reward {spec.name!r} groups")
+
+
 class RewardRunner:
     """Scores rollout batches with weighted reward plugins run in `num_workers` spawned processes.
 
@@ -159,6 +168,7 @@ class RewardRunner:
         for spec, ref in zip(self.specs, self.refs):
             resolve_reward(ref)
             REWARDS.check_params(ref, dict(spec.params), where=f"reward {spec.name!r}")
+        self.selectors = [_bind_groups(s) for s in self.specs]
         self.num_workers, self.timeout_s, self.on_error = max(1, num_workers), timeout_s, on_error
         self._pool: cf.ProcessPoolExecutor | None = None
 
@@ -248,12 +258,17 @@ class RewardRunner:
             metrics[f"reward/{label}"] = nanmean(s_B)
             metrics.update({f"reward/{label}/{p}": nanmean(v) for p, v in parts.items()})
         score_B = torch.zeros(n, dtype=torch.float32)
-        for spec, s_B in zip(self.specs, scores):
+        for spec, s_B, select in zip(self.specs, scores, self.selectors):
             gate = getattr(spec, "gate", "none")
-            if gate != "none":
+            if gate != "none" or select is not None:
                 if correct_B is None:
-                    raise LenrlError(f"reward {spec.name!r} has gate={gate!r} but no reward returns correct_B")
+                    raise LenrlError(f"reward {spec.name!r} has a gate or groups selector but no reward returns correct_B")
+            if gate != "none":
                 s_B = torch.where(correct_B if gate == "correct" else ~correct_B, s_B, 0.0)
+            if select is not None:  # batch-level: e.g. GRPO-λ's top-λ groups by correctness ratio
+                keep_B = select(FilterInput(score_B, correct_B, x.group_id_B))
+                s_B = torch.where(keep_B, s_B, 0.0)
+                metrics[f"reward/{metric_label(spec.name)}/groups_frac"] = float(keep_B.double().mean()) if n else math.nan
             score_B += (spec.weight * nan_to_zero(s_B)).float()
         return ScoredBatch(score_B, score_B > 0 if correct_B is None else correct_B, metrics)
 

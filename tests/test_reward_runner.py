@@ -179,3 +179,27 @@ def test_correctness_gated_shaping():
         wrong = RewardRunner([specs[0], RewardSpec(f"{PLUGINS}:length", weight=-0.1, gate="wrong")], num_workers=1)
         with wrong:
             assert_close(wrong.score(x).score_B, torch.tensor([1.0, -0.4, 1.0, -0.8]))
+
+
+def test_groups_selector_applies_a_reward_to_the_top_groups_of_the_whole_batch():
+    """GRPO-λ: 2 workers score separate chunks, but the top-λ ranking runs over the whole batch."""
+    from lenrl.config import FnSpec, RewardSpec
+
+    # group ratios: 0 -> 1/2, 1 -> 1, 2 -> 0, 3 -> 1/2
+    gids = [0, 0, 1, 1, 2, 2, 3, 3]
+    comp = ["\\boxed{1}", "no", "\\boxed{1}", "\\boxed{1}", "no", "no", "no", "\\boxed{1}"]
+    x = make_input(gids, [1, 2, 3, 4, 5, 6, 7, 8], completions=comp)
+    length = f"{PLUGINS}:length"
+
+    def score(groups):
+        specs = [RewardSpec("math_correct"), RewardSpec(length, weight=-0.1, groups=groups)]
+        with RewardRunner(specs, num_workers=2) as r:
+            return r.score(x)
+
+    c = torch.tensor([1.0, 0, 1, 1, 0, 0, 0, 1])
+    top = score(FnSpec("top_fraction", {"fraction": 0.5}))  # k = 2: group 1, then group 0 (tie with 3, lower id)
+    assert_close(top.score_B, c - 0.1 * torch.tensor([1.0, 2, 3, 4, 0, 0, 0, 0]))
+    assert top.metrics["reward/length/groups_frac"] == pytest.approx(0.5)
+    # relations: fraction 1 is the plain composition, fraction 0 the correctness reward alone
+    assert_close(score(FnSpec("top_fraction", {"fraction": 1.0})).score_B, c - 0.1 * torch.arange(1.0, 9.0))
+    assert_close(score(FnSpec("top_fraction", {"fraction": 0.0})).score_B, c)

@@ -62,6 +62,7 @@ def test_two_step_grpo_run_writes_every_output(tiny_model_dir, tmp_path):
 PRESET_OVERRIDES = {
     "dapo": ["rewards.1.params.buffer=4"],
     "curriculum": ["rollout.budget.params.end=6", "rollout.budget.params.decays=1"],  # 12 then 6
+    "palu": ["data.limit=2", "rollout.question_budget.params.threshold=0.25"],  # step 2 revisits both questions
 }
 
 
@@ -84,9 +85,19 @@ def test_every_preset_runs_two_steps(algo, tiny_model_dir, tmp_path):
     assert [r["sync/weight_version"] for r in rows] == [1, 2] and n_rewards >= 1
     for r in rows:
         assert r["sync/logp_abs_gap"] < 1e-3 and 1 <= r["sample/draws"] <= 2
-        assert r["len/budget_mean"] == (12 if algo != "curriculum" else [12, 6][r["step"] - 1])
-        assert r["len/max"] <= r["len/budget_mean"]  # the budget is a real cap on generation
+        if algo == "palu":  # per-question caps: at most the maximum, shrinking once a question is solved
+            assert r["len/budget_mean"] <= 12 and r["budget/questions_seen"] == 2
+        else:
+            assert r["len/budget_mean"] == (12 if algo != "curriculum" else [12, 6][r["step"] - 1])
+            assert r["len/max"] <= r["len/budget_mean"]  # the budget is a real cap on generation
     assert (tmp_path / "run" / "checkpoint" / "config.json").exists()
+    if algo == "palu":  # the per-question state is saved with the checkpoint and carried on from it
+        from lenrl.trainer.question_budgets import QuestionBudgets
+
+        saved = QuestionBudgets.load_state(tmp_path / "run" / "checkpoint")
+        assert saved is not None and len(saved) == 2 and all(0 < v <= 12 for v in saved.values())
+        assert saved == QuestionBudgets.load_state(tmp_path / "run")
+        assert rows[1]["budget/question_mean"] == sum(saved.values()) / 2
 
 
 PLUGIN = f"{REPO}/tests/reward_plugins.py:even_majority"

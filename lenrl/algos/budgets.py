@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+import torch
+
 from lenrl.registry import Registry
 
 BUDGET_SCHEDULES = Registry("budget schedule", runtime=("step", "total_steps", "max_tokens"))
@@ -57,3 +59,41 @@ def step_decay(*, step: int, total_steps: int, max_tokens: int, gamma: float, ev
     if not 0 < gamma <= 1 or every <= 0:
         raise ValueError(f"step_decay budget: need 0 < gamma <= 1 and every > 0, got {gamma}, {every}")
     return max(1, math.floor(max_tokens * gamma ** (step // every)))
+
+
+# ---------------------------------------------------------------- per-question budgets
+# Signature: `fn(*, budget, correct_B, len_B, max_tokens, <params>) -> int`: the question's next budget L_q
+# from its current one and the correctness / token lengths of the rollouts just sampled under it.
+# The trainer keeps L_q per question id (lenrl/trainer/question_budgets.py); a prompt's cap is min(B(t), L_q).
+
+QUESTION_BUDGETS = Registry("per-question budget rule", runtime=("budget", "correct_B", "len_B", "max_tokens"))
+
+
+@QUESTION_BUDGETS.register("none")
+def no_question_budget(*, budget: int, correct_B: torch.Tensor, len_B: torch.Tensor, max_tokens: int) -> int:
+    """No per-question state: L_q = L_max = rollout.max_tokens, so the cap is the schedule's B(t)."""
+    return max_tokens
+
+
+@QUESTION_BUDGETS.register("palu")
+def palu(
+    *, budget: int, correct_B: torch.Tensor, len_B: torch.Tensor, max_tokens: int, threshold: float = 0.8,
+    tau: float = 0.5, min_budget: int = 1,
+) -> int:  # fmt: skip
+    """PALU, Performance-Aware Length Updating (Gao et al., arXiv 2510.10168, §4; algorithms.md §4.2).
+
+    R̂_q = mean(c) over the question's rollouts (the off-policy pass rate of its last visit);
+      R̂_q >= C (λ = 0):  L_q <- max(min_budget, L_q - round(α)),  α = Q_1.0 - Q_{1-τ} of the correct
+                           responses' lengths (torch.quantile, linear), ≈ cutting a fraction τ of them;
+      R̂_q <  C (λ → ∞):  L_q <- L_max = rollout.max_tokens (accuracy recovery).
+    C = `threshold` (paper 0.8), τ = `tau` (paper 0.5). τ = 0 gives α = 0: the budget never shrinks.
+    Shapes: correct_B bool [G], len_B [G] -> int.
+    """
+    if not 0 < threshold <= 1 or not 0 <= tau <= 1 or min_budget < 1:
+        raise ValueError(f"palu: need 0 < threshold <= 1, 0 <= tau <= 1, min_budget >= 1; got {threshold}, {tau}, {min_budget}")
+    correct_B = correct_B.bool()
+    if correct_B.numel() == 0 or float(correct_B.double().mean()) < threshold:
+        return max_tokens
+    ell = len_B[correct_B].double()
+    alpha = float(ell.max() - torch.quantile(ell, 1.0 - tau))
+    return max(min_budget, budget - round(alpha))

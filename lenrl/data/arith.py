@@ -16,7 +16,7 @@ Difficulty d (int >= 0):
   * d >= 3: operations may also add groups ("buys 3 bags with 4 apples in each": + 3*4).
 
 DEFAULT_DIFFICULTY = 0, the easiest level with boxed-only accuracy above zero. Calibration
-(benchmarks/arith_calibration.py: greedy, DEFAULT_INSTRUCTION, 128 new tokens, seed 1000):
+(benchmarks/arith_calibration.py: greedy, the default data.instruction, 128 new tokens, seed 1000):
 
   d  boxed-only acc  last-number acc  boxed  mean tokens  n
   0  0.250           0.479            0.375   86.5        48

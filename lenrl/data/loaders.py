@@ -28,10 +28,12 @@ def load_problems(
     limit: int | None = None,
     seed: int = 0,
     difficulty: int = DEFAULT_DIFFICULTY,
+    hf_config: str | None = None,
 ) -> list[Problem]:
     """Problems from `source`: "arith", a `.jsonl` or `.parquet` path, or a Hugging Face dataset id.
 
-    `split` is used only for HF datasets; `seed` and `difficulty` only for "arith".
+    `split` and `hf_config` (a dataset configuration, e.g. gsm8k's "main") are used only for HF datasets;
+    `seed` and `difficulty` only for "arith".
     """
     if limit is not None and limit < 1:
         raise LenrlError(f"data limit must be >= 1 or unset, got {limit}")
@@ -49,8 +51,22 @@ def load_problems(
         raise LenrlError(
             f"unsupported data file {source}: expected .jsonl or .parquet (or 'arith' or a HF dataset id)"
         )
-    rows = _hf_rows(source, split)
+    rows = _hf_rows(source, split, hf_config)
     return _to_problems(rows, f"{source}[{split}]", f"{source}[{split}]", fields, limit)
+
+
+def assign_target_lengths(problems: list[Problem], low: int, high: int, seed: int) -> list[Problem]:
+    """L1 / LCPO data (arXiv 2503.04697, `scripts/data/deepscaler_dataset.py`): every problem gets a target
+    length N ~ U{low..high} in meta["target_len"], drawn once per problem (seeded) as L1 does at
+    preprocessing. Problems whose row already has a `target_len` keep it."""
+    import random
+
+    rng = random.Random(seed)
+    out = []
+    for p in problems:
+        n = rng.randint(low, high)  # drawn for every problem, so a row's N does not depend on its neighbours
+        out.append(p if "target_len" in p.meta else Problem(p.id, p.question, p.answer, {**p.meta, "target_len": n}))
+    return out
 
 
 def extract_gsm8k_answer(answer: str) -> str:
@@ -87,11 +103,11 @@ def _parquet_rows(path: Path) -> Iterator[tuple[str, int, dict[str, Any]]]:
         yield f"{path}: row {i}", i, row
 
 
-def _hf_rows(source: str, split: str) -> Iterator[tuple[str, int, dict[str, Any]]]:
+def _hf_rows(source: str, split: str, config: str | None = None) -> Iterator[tuple[str, int, dict[str, Any]]]:
     try:
         import datasets
 
-        ds = datasets.load_dataset(source, split=split)
+        ds = datasets.load_dataset(source, config, split=split)
     except Exception as e:  # network, unknown id, bad split, missing config: all the user's to fix
         raise LenrlError(f"could not load dataset {source!r} (split {split!r}): {_first_line(e)}") from None
     for i, row in enumerate(ds):

@@ -17,7 +17,8 @@ from lenrl.records import Rollout
 @dataclass(frozen=True)
 class TrainBatch:
     """input_ids_BL / attention_mask_BL [B, P + T]; response_mask_BT bool [B, T]; adv_B float;
-    sampler_logp_BT float (the rollout engine's log-probs, for the sync-parity metric); group_id_B long."""
+    sampler_logp_BT float (the rollout engine's log-probs, for the sync-parity metric); group_id_B long;
+    correct_B bool (verifier outcome, for group losses such as DRPO); response_len_B long (tokens)."""
 
     input_ids_BL: torch.Tensor
     attention_mask_BL: torch.Tensor
@@ -25,6 +26,8 @@ class TrainBatch:
     adv_B: torch.Tensor
     sampler_logp_BT: torch.Tensor
     group_id_B: torch.Tensor
+    correct_B: torch.Tensor
+    response_len_B: torch.Tensor
 
     def __len__(self) -> int:
         return self.input_ids_BL.shape[0]
@@ -48,10 +51,14 @@ class TrainBatch:
             adv_B=self.adv_B[idx],
             sampler_logp_BT=self.sampler_logp_BT[idx][:, :t_used],
             group_id_B=self.group_id_B[idx],
+            correct_B=self.correct_B[idx],
+            response_len_B=self.response_len_B[idx],
         )
 
 
-def build_train_batch(rollouts: list[Rollout], adv_B: torch.Tensor, pad_id: int) -> TrainBatch:
+def build_train_batch(
+    rollouts: list[Rollout], adv_B: torch.Tensor, pad_id: int, correct_B: torch.Tensor | None = None
+) -> TrainBatch:
     B = len(rollouts)
     P = max(len(r.prompt_ids) for r in rollouts)
     T = max(max(r.response_len for r in rollouts), 1)
@@ -73,4 +80,6 @@ def build_train_batch(rollouts: list[Rollout], adv_B: torch.Tensor, pad_id: int)
         adv_B=adv_B.float(),
         sampler_logp_BT=slogp_BT,
         group_id_B=torch.tensor([r.group_id for r in rollouts], dtype=torch.long),
+        correct_B=torch.zeros(B, dtype=torch.bool) if correct_B is None else correct_B.bool(),
+        response_len_B=torch.tensor([r.response_len for r in rollouts], dtype=torch.long),
     )

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from lenrl.algos import AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES, LossInput
+from lenrl.algos import AGGREGATIONS, GROUP_LOSSES, KL_ESTIMATORS, POLICY_LOSSES, GroupLossInput, LossInput
 from lenrl.config import AlgoConfig, TrainConfig
 from lenrl.trainer.batch import TrainBatch
 from lenrl.trainer.logprobs import response_logprobs
@@ -30,6 +30,12 @@ class MiniBatch:
     shard: TrainBatch
     num_tokens: int
     num_seqs: int
+    num_groups: int
+
+    @classmethod
+    def whole(cls, batch: TrainBatch) -> MiniBatch:
+        """One learner, one optimizer step over all of `batch`."""
+        return cls(batch, batch.num_tokens, len(batch), len(batch.group_id_B.unique()))
 
 
 @dataclass(frozen=True)
@@ -73,7 +79,11 @@ class Learner:
             self.ref = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype).to(self.device).eval()
             self.ref.requires_grad_(False)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
-        self.loss_fn = POLICY_LOSSES.bind(algo.loss.name, algo.loss.params)
+        # A group loss (DRPO) replaces the per-token loss and its aggregation; config load checked that
+        # micro-batches hold whole groups.
+        self.group_loss = algo.loss.name in GROUP_LOSSES.names()
+        reg = GROUP_LOSSES if self.group_loss else POLICY_LOSSES
+        self.loss_fn = reg.bind(algo.loss.name, algo.loss.params)
         self.agg_fn = AGGREGATIONS.bind(algo.aggregation.name, algo.aggregation.params)
         self.kl_fn = KL_ESTIMATORS.bind(algo.kl.name, algo.kl.params)
         self.kl_coef, self.train, self.temperature, self.max_len = algo.kl_coef, train, temperature, max_len
@@ -124,9 +134,8 @@ class Learner:
         logp_BT, ent_BT = response_logprobs(self.model, mb, temperature=self.temperature, with_entropy=want_stats)
         mask_BT = mb.response_mask_BT.to(logp_BT.device)
         old_BT = logp_BT.detach() if old_BT is None else old_BT
-        loss_BT, lmetrics = self.loss_fn(LossInput(logp_BT, old_BT, mb.adv_B.to(logp_BT.device), mask_BT))
         counts = {"num_tokens": mbatch.num_tokens, "num_seqs": mbatch.num_seqs, "max_len": self.max_len}
-        loss = self.agg_fn(loss_BT, mask_BT, **counts)
+        loss, clip_BT = self._policy_loss(mb, logp_BT, old_BT, mask_BT, mbatch)
         kl_sum = 0.0
         if self.ref is not None:
             with torch.no_grad():
@@ -145,9 +154,23 @@ class Learner:
             "loss": float(loss.detach()),
             "kl_ref": kl_sum,
             "entropy": msum(ent_BT),
-            "clipfrac": msum(lmetrics["clipfrac"]),
+            "clipfrac": msum(clip_BT),
             "gap": msum((mb.sampler_logp_BT.to(old_BT.device) - old_BT).abs()),
         }
+
+    def _policy_loss(
+        self, mb: TrainBatch, logp_BT: torch.Tensor, old_BT: torch.Tensor, mask_BT: torch.Tensor, mbatch: MiniBatch
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """This micro-batch's share of the mini-batch policy loss, and its per-token clip indicator."""
+        dev = logp_BT.device
+        if self.group_loss:
+            x = GroupLossInput(logp_BT, old_BT, mask_BT, mb.correct_B.to(dev), mb.response_len_B.to(dev),
+                               mb.group_id_B.to(dev))  # fmt: skip
+            loss, _ = self.loss_fn(x, num_groups=mbatch.num_groups, num_tokens=mbatch.num_tokens, max_len=self.max_len)
+            return loss, torch.zeros_like(logp_BT)  # no ratio clipping: a KL trust region instead
+        loss_BT, lmetrics = self.loss_fn(LossInput(logp_BT, old_BT, mb.adv_B.to(dev), mask_BT))
+        counts = {"num_tokens": mbatch.num_tokens, "num_seqs": mbatch.num_seqs, "max_len": self.max_len}
+        return self.agg_fn(loss_BT, mask_BT, **counts), lmetrics["clipfrac"]
 
     def _optimizer_step(self) -> float:
         if dist.is_initialized() and dist.get_world_size() > 1:

@@ -52,7 +52,7 @@ def train(
                     truncated_B=torch.tensor([r.truncated for r in rollouts]),
                 )
             )
-            stats = learners.update(build_train_batch(rollouts, adv_B, pad_id), cfg.train.mini_batches)
+            stats = learners.update(build_train_batch(rollouts, adv_B, pad_id, batch.correct_B), cfg.train.mini_batches)
 
             version += 1
             sampler.engines.push_weights(learners.weights(), version)
@@ -65,8 +65,11 @@ def train(
                 "time/step_s": time.perf_counter() - t0,
             }
             logger.log(step, metrics)
+            sampler.budgets.save(run.path)
             run.commit()
     finally:
         logger.close()
     ckpt = learners.save(str(run.path / "checkpoint"), model_path) if cfg.output.save_final else None
+    if ckpt is not None:
+        sampler.budgets.save(ckpt)  # PALU's per-question state travels with the weights
     return RunResult(str(run.path), ckpt, cfg.train.steps, version)

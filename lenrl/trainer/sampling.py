@@ -19,12 +19,14 @@ import torch
 from lenrl.algos import BUDGET_SCHEDULES, GROUP_FILTERS, FilterInput
 from lenrl.config import Config
 from lenrl.config_checks import budget_at
+from lenrl.data.prompts import PromptRenderer
 from lenrl.data.stream import PromptStream
 from lenrl.records import GenerationRequest, Prompt, Rollout
 from lenrl.reward import reward_input_from_rollouts
 from lenrl.reward_runner import RewardRunner
 from lenrl.rollout.vllm_engine import GenerationStats
 from lenrl.trainer.metrics import generation_metrics, rollout_metrics
+from lenrl.trainer.question_budgets import QuestionBudgets
 
 if TYPE_CHECKING:
     from lenrl.workers.groups import RolloutGroup
@@ -53,10 +55,22 @@ class SampledBatch:
     def score_B(self) -> torch.Tensor:
         return torch.cat([g.score_B for g in self.groups])
 
+    @property
+    def correct_B(self) -> torch.Tensor:
+        return torch.cat([g.correct_B for g in self.groups])
+
 
 class BatchSampler:
-    def __init__(self, cfg: Config, prompts: PromptStream, engines: RolloutGroup, rewards: RewardRunner):
+    """`render` re-renders prompts whose instruction names `{budget}` with their cap (curriculum);
+    `budgets` holds per-question caps L_q (PALU); without it every prompt is capped at B(t)."""
+
+    def __init__(
+        self, cfg: Config, prompts: PromptStream, engines: RolloutGroup, rewards: RewardRunner, *,
+        render: PromptRenderer | None = None, budgets: QuestionBudgets | None = None,
+    ):  # fmt: skip
         self.cfg, self.prompts, self.engines, self.rewards = cfg, prompts, engines, rewards
+        self.render = render if render is not None and render.uses_budget else None
+        self.budgets = budgets or QuestionBudgets(lambda **_: cfg.rollout.max_tokens, "none", cfg.rollout.max_tokens)
         self.keep = GROUP_FILTERS.bind(cfg.algo.filter.name, cfg.algo.filter.params)
         self.schedule = BUDGET_SCHEDULES.bind(cfg.rollout.budget.name, cfg.rollout.budget.params)
         self.max_draws = cfg.algo.filter_max_draws if cfg.algo.filter.name != "none" else 1
@@ -90,13 +104,21 @@ class BatchSampler:
             "sample/draws": draws,
             "sample/kept_frac": n_kept / len(drawn),
             "sample/topped_up": topped_up,
+            **self.budgets.metrics(),
         }
         return SampledBatch(batch, metrics)
 
     def _draw(self, k: int, step: int):  # -> groups, keep flags per group, reward metrics, generation stats
         prompts = self.prompts.next(k)
-        n, budget = self.cfg.rollout.n, budget_at(self.cfg, self.schedule, step)
-        requests = [GenerationRequest(self.next_group + i, p.token_ids, n, budget) for i, p in enumerate(prompts)]
+        step_budget = budget_at(self.cfg, self.schedule, step)
+        caps = [self.budgets.cap(p.problem.id, step_budget) for p in prompts]
+        if self.render is not None:  # the budget is written into the prompt: render with each cap
+            prompts = self.render([p.problem for p in prompts], caps)
+        n = self.cfg.rollout.n
+        requests = [
+            GenerationRequest(self.next_group + i, p.token_ids, n, cap)
+            for i, (p, cap) in enumerate(zip(prompts, caps, strict=True))
+        ]
         self.next_group += k
         rollouts, gen = self.engines.generate(requests, step)
         by_gid = {req.group_id: p for req, p in zip(requests, prompts, strict=True)}
@@ -115,6 +137,8 @@ class BatchSampler:
                 Group(by_gid[req.group_id], [rollouts[i] for i in idx], scored.score_B[idx], scored.correct_B[idx])
             )
             keep_G.append(bool(keep_B[idx].all()))
+            lens = torch.tensor([rollouts[i].response_len for i in idx])
+            self.budgets.observe(by_gid[req.group_id].problem.id, scored.correct_B[idx], lens)
         return groups, keep_G, scored.metrics, gen
 
 

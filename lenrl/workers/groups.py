@@ -57,7 +57,9 @@ class LearnerGroup:
         for rows in _split_groups(batch.group_id_B, mini_batches):
             step = batch.select(rows)
             for i, shard_rows in enumerate(_split_groups(step.group_id_B, len(self.learners))):
-                plans[i].append(MiniBatch(step.select(shard_rows), step.num_tokens, len(step)))
+                plans[i].append(
+                    MiniBatch(step.select(shard_rows), step.num_tokens, len(step), len(step.group_id_B.unique()))
+                )
         stats = ray.get([h.update.remote(p) for h, p in zip(self.learners, plans, strict=True)])
         return _merge_stats(stats)
 

@@ -1,6 +1,8 @@
 import pytest
 
-from lenrl.algos import BUDGET_SCHEDULES
+import torch
+
+from lenrl.algos import BUDGET_SCHEDULES, QUESTION_BUDGETS
 
 
 def _schedule(name, steps, max_tokens, **params):
@@ -35,3 +37,34 @@ def test_step_decay_and_constant():
 def test_bad_parameters_raise(name, params):
     with pytest.raises(ValueError):
         BUDGET_SCHEDULES.get(name)(step=0, total_steps=4, max_tokens=64, **params)
+
+
+def _palu(budget, correct, lens, **params):
+    fn = QUESTION_BUDGETS.get("palu")
+    return fn(budget=budget, correct_B=torch.tensor(correct), len_B=torch.tensor(lens), max_tokens=100, **params)
+
+
+def test_palu_shrinks_by_the_quantile_gap_when_the_pass_rate_meets_c():
+    # 4/5 correct >= 0.8; correct lengths 10, 20, 30, 60: Q_1.0 = 60, Q_0.5 = 25 (linear) -> α = 35
+    assert _palu(80, [True, True, True, True, False], [10, 20, 30, 60, 99]) == 45
+    # τ = 0.25: Q_0.75 = 37.5 -> α = 22.5 -> round 22 (banker's rounding of .5 to even)
+    assert _palu(80, [True, True, True, True, False], [10, 20, 30, 60, 99], tau=0.25) == 58
+    assert _palu(30, [True] * 4, [1, 1, 1, 200], min_budget=8) == 8  # never below min_budget
+
+
+def test_palu_resets_to_the_maximum_below_c():
+    assert _palu(20, [True, False, False, True], [5, 9, 9, 6]) == 100  # pass rate 0.5 < 0.8
+    assert _palu(20, [], []) == 100
+
+
+def test_palu_with_tau_zero_never_shrinks_like_none():
+    none = QUESTION_BUDGETS.get("none")
+    correct, lens = torch.tensor([True, True, True]), torch.tensor([5, 50, 70])
+    assert _palu(100, correct.tolist(), lens.tolist(), tau=0.0) == 100
+    assert none(budget=100, correct_B=correct, len_B=lens, max_tokens=100) == 100
+
+
+@pytest.mark.parametrize("params", [{"threshold": 0.0}, {"threshold": 1.5}, {"tau": -0.1}, {"min_budget": 0}])
+def test_palu_bad_parameters(params):
+    with pytest.raises(ValueError, match="palu"):
+        _palu(50, [True], [5], **params)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from lenrl.config import DataConfig
 from lenrl.data.arith import arith_problems
-from lenrl.data.prompts import DEFAULT_INSTRUCTION, render_prompts
+from lenrl.data.prompts import PromptRenderer, render_prompts
 from lenrl.errors import LenrlError
 from lenrl.records import Problem
+
+DEFAULT_INSTRUCTION = DataConfig().instruction
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +70,23 @@ def test_no_chat_template_falls_back_to_plain_text(smol_tokenizer, problems, mon
 
 def test_empty(smol_tokenizer):
     assert render_prompts([], smol_tokenizer, instruction=DEFAULT_INSTRUCTION, max_prompt_tokens=8) == []
+
+
+def test_budget_and_column_placeholders_are_filled_per_problem(smol_tokenizer):
+    probs = [Problem("a", "1+1?", "2", {"target_len": 40}), Problem("b", "2+2?", "4", {"target_len": 90})]
+    render = PromptRenderer(smol_tokenizer, "Box it: \\boxed{}. Use {budget} tokens; think for {target_len}.", 256)
+    assert render.uses_budget
+    pa, pb = render(probs, [64, 32])
+    assert "Box it: \\boxed{}. Use 64 tokens; think for 40." in pa.text
+    assert "Use 32 tokens; think for 90." in pb.text
+    assert smol_tokenizer.decode(pb.token_ids) == pb.text
+    (same,) = render(probs[:1], 64)  # one budget for all
+    assert same == pa
+    assert not PromptRenderer(smol_tokenizer, DEFAULT_INSTRUCTION, 256).uses_budget
+
+
+def test_placeholder_errors_name_the_problem_and_column(smol_tokenizer):
+    with pytest.raises(LenrlError, match=r"problem a has no column 'target_len'"):
+        render_prompts([Problem("a", "q", "1")], smol_tokenizer, instruction="{target_len}", max_prompt_tokens=64)
+    with pytest.raises(LenrlError, match=r"\{budget\} is used but no budget"):
+        render_prompts([Problem("a", "q", "1")], smol_tokenizer, instruction="{budget}", max_prompt_tokens=64)

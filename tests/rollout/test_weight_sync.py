@@ -40,7 +40,7 @@ def test_engine_logprobs_match_learner_after_in_place_update(tiny_model_dir, tmp
     assert _gap(learner.model, rollouts, temperature) < 1e-4
 
     b = build_train_batch(rollouts, torch.tensor([1.0, -1.0, 0.5, -0.5, 1.0, -1.0]), pad_id=2)
-    learner.update([MiniBatch(b, b.num_tokens, len(b))])
+    learner.update([MiniBatch.whole(b)])
     engine.update_weights(learner.weights(), version=1)
 
     rollouts, _ = engine.generate(requests, step=1)

@@ -1,5 +1,6 @@
 """The learner on a tiny model without Ray: batching layout, micro-batch invariance, a real update."""
 
+import pytest
 import torch
 from torch.testing import assert_close
 
@@ -53,7 +54,7 @@ def _grads(tiny_model_dir, micro_batch_size, aggregation):
         return 0.0
 
     learner._optimizer_step = step
-    stats = learner.update([MiniBatch(b, b.num_tokens, len(b))])
+    stats = learner.update([MiniBatch.whole(b)])
     return grads, stats
 
 
@@ -70,9 +71,29 @@ def test_update_moves_logprobs_in_the_direction_of_the_advantage(tiny_model_dir)
     learner = Learner(str(tiny_model_dir), AlgoConfig(kl_coef=0.1), TrainConfig(lr=1e-2), dtype="float32", temperature=1.0, max_len=16)
     b = build_train_batch(_rollouts(), torch.tensor([1.0, -1.0, 1.0, -1.0]), pad_id=2)
     before, _ = response_logprobs(learner.model, b, temperature=1.0)
-    stats = learner.update([MiniBatch(b, b.num_tokens, len(b))])
+    stats = learner.update([MiniBatch.whole(b)])
     after, _ = response_logprobs(learner.model, b, temperature=1.0)
     m = b.response_mask_BT
     delta = ((after - before) * m).sum(1) / m.sum(1)
     assert delta[0] > 0 and delta[2] > 0 and delta[1] < 0 and delta[3] < 0
     assert stats.kl_ref == 0.0 and stats.tokens == 10 and stats.grad_norm > 0
+
+
+def test_drpo_group_loss_through_the_learner_is_micro_batch_invariant(tiny_model_dir):
+    correct = torch.tensor([True, False, False, True])
+
+    def grads(mbs):
+        algo = AlgoConfig(loss=FnSpec("drpo", {"lam": 0.1}))
+        learner = Learner(str(tiny_model_dir), algo, TrainConfig(micro_batch_size=mbs, lr=1e-3), dtype="float32", temperature=1.0, max_len=16)
+        b = build_train_batch(_rollouts(), torch.zeros(4), pad_id=2, correct_B=correct)
+        out = {}
+        learner._optimizer_step = lambda: out.update({n: p.grad.clone() for n, p in learner.model.named_parameters() if p.grad is not None}) or 0.0
+        stats = learner.update([MiniBatch.whole(b)])
+        return out, stats
+
+    whole, s1 = grads(4)
+    micro, s2 = grads(2)  # one whole group per micro-batch
+    for name in whole:
+        assert_close(micro[name], whole[name], atol=1e-5, rtol=1e-3)
+    assert s1.loss == pytest.approx(s2.loss, abs=1e-6) and s1.clipfrac == 0.0
+    assert any(g.abs().sum() > 0 for g in whole.values())

@@ -68,3 +68,79 @@ def test_tops_up_with_dropped_groups_when_draws_run_out():
     assert engines.calls == 2 and len(b.groups) == 2
     assert b.metrics["sample/topped_up"] == 2 and b.metrics["sample/kept_frac"] == 0.0
     assert b.metrics["len/mean"] == 2.0  # metrics cover all 4 drawn groups
+
+
+class CappedEngines:
+    """Response i of a group has 2(i+1) tokens, cut at the request's max_tokens; records the requests."""
+
+    def __init__(self):
+        self.requests = []
+
+    def generate(self, requests, step):
+        self.requests.append(requests)
+        out = []
+        for q in requests:
+            for i in range(q.n):
+                t = min(2 * (i + 1), q.max_tokens)
+                reason = "stop" if 2 * (i + 1) <= q.max_tokens else "length"
+                out.append(Rollout(q.group_id, q.prompt_ids, [1] * t, [-0.5] * t, reason, q.max_tokens, 0, "", 0))
+        return out, GenerationStats(seconds=1.0, tokens=sum(r.response_len for r in out))
+
+
+class AllCorrect:
+    def score(self, x):
+        ok = torch.ones(len(x), dtype=torch.bool)
+        return ScoredBatch(ok.float(), ok, {"reward/errors": 0.0})
+
+
+def test_palu_budgets_shrink_per_question_across_visits_and_cap_the_requests(tmp_path):
+    from lenrl.algos import QUESTION_BUDGETS
+    from lenrl.trainer.question_budgets import QuestionBudgets
+
+    prompts = [Prompt(Problem(f"p{i}", "q", "1"), "text", [7, i]) for i in range(2)]
+    cfg = Config(rollout=RolloutConfig(n=3, max_tokens=8), train=TrainConfig(prompts_per_step=2, micro_batch_size=3))
+    budgets = QuestionBudgets(QUESTION_BUDGETS.bind("palu", {}), "palu", 8)
+    engines = CappedEngines()
+    s = BatchSampler(cfg, PromptStream(prompts, seed=0), engines, AllCorrect(), budgets=budgets)
+    for step in range(1, 5):
+        b = s.sample(step)
+    # every visit is all-correct: 8 -> 6 (α = 6 - 4) -> 4 (α = 6 - 4) -> 4 (lengths 2, 4, 4: α = 0)
+    assert [[q.max_tokens for q in reqs] for reqs in engines.requests] == [[8, 8], [6, 6], [4, 4], [4, 4]]
+    assert b.metrics["budget/question_mean"] == 4.0 and b.metrics["budget/question_at_max_frac"] == 0.0
+    assert b.metrics["len/budget_mean"] == 4.0
+    budgets.save(tmp_path)
+    assert QuestionBudgets.load_state(tmp_path) == {"p0": 4, "p1": 4}
+
+
+def test_question_budget_state_errors_and_none_rule_writes_nothing(tmp_path):
+    import pytest
+
+    from lenrl.errors import LenrlError
+    from lenrl.trainer.question_budgets import STATE_FILE, QuestionBudgets
+
+    assert QuestionBudgets.load_state(tmp_path) is None
+    none = QuestionBudgets(lambda **_: 8, "none", 8)
+    none.observe("p0", torch.ones(2, dtype=torch.bool), torch.tensor([1, 2]))
+    none.save(tmp_path)
+    assert not (tmp_path / STATE_FILE).exists() and none.metrics() == {} and none.cap("p0", 5) == 5
+    (tmp_path / STATE_FILE).write_text("[1, 2]")
+    with pytest.raises(LenrlError, match=f"{STATE_FILE}: not a question-budget state file"):
+        QuestionBudgets.load_state(tmp_path)
+
+
+def test_budget_placeholder_prompts_are_rendered_with_each_steps_cap(smol_tokenizer):
+    from lenrl.data.prompts import PromptRenderer
+
+    render = PromptRenderer(smol_tokenizer, "Answer in \\boxed{}. Use exactly {budget} tokens.", 256)
+    problems = [Problem(f"p{i}", f"{i}+1?", "1") for i in range(2)]
+    cfg = Config(
+        rollout=RolloutConfig(n=2, max_tokens=8, budget=FnSpec("linear", {"end": 4, "decays": 1})),
+        train=TrainConfig(steps=2, prompts_per_step=2, micro_batch_size=2),
+    )
+    engines = CappedEngines()
+    s = BatchSampler(cfg, PromptStream(render(problems, 8), seed=0), engines, AllCorrect(), render=render)
+    s.sample(1)
+    s.sample(2)
+    texts = [[smol_tokenizer.decode(q.prompt_ids) for q in reqs] for reqs in engines.requests]
+    assert all("Use exactly 8 tokens." in t for t in texts[0]) and all("Use exactly 4 tokens." in t for t in texts[1])
+    assert [q.max_tokens for q in engines.requests[1]] == [4, 4]
