@@ -51,9 +51,16 @@ def check_ray_address(address: str | None) -> str | None:
 
 def start_ray(cfg: Config) -> bool:
     """Connect to or start Ray; returns True when we started a local cluster (and must shut it down)."""
+    r = cfg.ray
+    return init_ray(r.address, r.rollout_workers * r.cpus_per_rollout_worker + r.learners * r.cpus_per_learner)
+
+
+def init_ray(address: str | None, cpus_needed: float) -> bool:
+    """Join `address` (or $RAY_ADDRESS), else start a local cluster with at least `cpus_needed` CPUs.
+    Returns True when a local cluster was started (the caller shuts it down)."""
     import ray
 
-    address = check_ray_address(cfg.ray.address or os.environ.get("RAY_ADDRESS"))
+    address = check_ray_address(address or os.environ.get("RAY_ADDRESS"))
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
     env["VLLM_LOGGING_LEVEL"] = os.environ.get("VLLM_LOGGING_LEVEL", "ERROR")
     env["PYTHONWARNINGS"] = os.environ.get("PYTHONWARNINGS", "ignore::FutureWarning,ignore::DeprecationWarning")
@@ -61,9 +68,8 @@ def start_ray(cfg: Config) -> bool:
     if address:
         ray.init(address=address, runtime_env={"env_vars": env}, logging_level="WARNING")
         return False
-    need = cfg.ray.rollout_workers * cfg.ray.cpus_per_rollout_worker + cfg.ray.learners * cfg.ray.cpus_per_learner
     ray.init(
-        num_cpus=max(os.cpu_count() or 1, int(need + 0.999)),
+        num_cpus=max(os.cpu_count() or 1, int(cpus_needed + 0.999)),
         include_dashboard=False,
         runtime_env={"env_vars": env},
         logging_level="WARNING",
@@ -74,8 +80,8 @@ def start_ray(cfg: Config) -> bool:
 def run(cfg: Config) -> int:
     from transformers import AutoTokenizer
 
-    from lenrl.data.loaders import load_problems
-    from lenrl.data.prompts import render_prompts
+    from lenrl.data.loaders import assign_target_lengths, load_problems
+    from lenrl.data.prompts import PromptRenderer
     from lenrl.data.stream import PromptStream
     from lenrl.model.embedded import resolve_model
     from lenrl.reward_runner import RewardRunner
@@ -87,10 +93,11 @@ def run(cfg: Config) -> int:
         d.source, split=d.split, question_field=d.question_field, answer_field=d.answer_field,
         limit=d.limit, seed=cfg.train.seed, difficulty=d.difficulty,
     )  # fmt: skip
-    prompts = render_prompts(
-        problems, tokenizer, instruction=d.instruction, max_prompt_tokens=d.max_prompt_tokens,
-        system_prompt=d.system_prompt,
-    )  # fmt: skip
+    if d.target_len is not None:
+        problems = assign_target_lengths(problems, *d.target_len, seed=cfg.train.seed)
+    render = PromptRenderer(tokenizer, d.instruction, d.max_prompt_tokens, d.system_prompt)
+    # rendered once up front (a too-long prompt fails here); `{budget}` prompts are re-rendered per draw
+    prompts = render(problems, cfg.rollout.max_tokens)
     print(f"lenrl: {len(prompts)} prompts from {d.source}; model {cfg.model.name}", flush=True)
 
     started = start_ray(cfg)
@@ -106,7 +113,10 @@ def run(cfg: Config) -> int:
         engines, learners = build_actors(cfg, model_path)
         with rewards, RunDir(cfg) as run_dir:
             print(f"lenrl: run directory {run_dir.path}", flush=True)
-            sampler = BatchSampler(cfg, PromptStream(prompts, cfg.train.seed), engines, rewards)
+            sampler = BatchSampler(
+                cfg, PromptStream(prompts, cfg.train.seed), engines, rewards, render=render,
+                budgets=question_budgets(cfg, model_path),
+            )  # fmt: skip
             result = train(
                 cfg, run_dir, sampler, learners,
                 pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
@@ -120,6 +130,18 @@ def run(cfg: Config) -> int:
     print(f"lenrl: done, {result.steps} steps, weight version {result.weight_version}")
     print(f"lenrl: outputs in {result.run_dir} (config.yaml, metrics.jsonl, tensorboard/, checkpoint/)")
     return 0
+
+
+def question_budgets(cfg: Config, model_path: str):  # -> QuestionBudgets
+    """The per-question budget state, carried on from `model_path` when it is a checkpoint that holds one."""
+    from lenrl.algos import QUESTION_BUDGETS
+    from lenrl.trainer.question_budgets import QuestionBudgets
+
+    spec = cfg.rollout.question_budget
+    state = QuestionBudgets.load_state(model_path) if spec.name != "none" else None
+    if state:
+        print(f"lenrl: {len(state)} question budgets carried on from {model_path}", flush=True)
+    return QuestionBudgets(QUESTION_BUDGETS.bind(spec.name, spec.params), spec.name, cfg.rollout.max_tokens, state)
 
 
 def build_actors(cfg: Config, model_path: str):  # -> tuple[RolloutGroup, LearnerGroup]

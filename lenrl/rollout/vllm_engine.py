@@ -34,6 +34,13 @@ def configure_vllm_env(kv_cache_gib: int) -> None:
         os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"0-{(os.cpu_count() or 1) - 1}")
 
 
+def request_seed(seed: int, step: int, group_id: int) -> int:
+    """Per-request sampling seed: a request's samples depend on (engine seed, step, group), not on which
+    other requests share the batch or which engine runs it. Hashing a tuple of ints is stable across
+    processes (PYTHONHASHSEED only salts str/bytes)."""
+    return hash((seed, step, group_id)) % (2**31)
+
+
 class VLLMEngine:
     def __init__(self, model_path: str, cfg: RolloutConfig, *, dtype: str, seed: int, max_num_seqs: int = 64):
         configure_vllm_env(cfg.cpu_kv_cache_gib)
@@ -68,7 +75,7 @@ class VLLMEngine:
                 top_p=self.cfg.top_p,
                 max_tokens=r.max_tokens,
                 logprobs=0,
-                seed=hash((self.seed, step, r.group_id)) % (2**31),
+                seed=request_seed(self.seed, step, r.group_id),
             )
             for r in requests
         ]
