@@ -1,4 +1,4 @@
-"""`lenrl` console command: `lenrl train --algo grpo [overrides]`, `lenrl algos`."""
+"""`lenrl` console command: `lenrl train`, `lenrl eval`, `lenrl compare`, `lenrl algos`."""
 
 from __future__ import annotations
 
@@ -8,19 +8,32 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: lenrl train [--algo NAME] [--config FILE] [key.sub=value ...]\n       lenrl algos")
+        print(
+            "usage: lenrl train [--algo NAME] [--config FILE] [key.sub=value ...]\n"
+            "       lenrl eval --model PATH --benchmarks math500,gsm8k [--budgets 64,128] [...] (lenrl eval -h)\n"
+            "       lenrl compare DIR [DIR ...] --out DEST\n"
+            "       lenrl algos"
+        )
         return 0
     cmd, rest = argv[0], argv[1:]
     if cmd == "train":
         from lenrl.train import main as train_main
 
         return train_main(rest)
+    if cmd == "eval":
+        from lenrl.evaluate import main as eval_main
+
+        return eval_main(rest)
+    if cmd == "compare":
+        from lenrl.evaluate import compare_main
+
+        return compare_main(rest)
     if cmd == "algos":
         from lenrl.catalog import markdown
 
         print(markdown(), end="")
         return 0
-    print(f"lenrl: error: unknown command {cmd!r}; available: train, algos", file=sys.stderr)
+    print(f"lenrl: error: unknown command {cmd!r}; available: train, eval, compare, algos", file=sys.stderr)
     return 2
 
 

@@ -148,12 +148,14 @@ def build_actors(cfg: Config, model_path: str):  # -> tuple[RolloutGroup, Learne
     """Place the rollout engines and learners with the resources named in `cfg.ray`."""
     import ray
 
-    from lenrl.rollout.vllm_engine import VLLMEngine
+    from lenrl.rollout.vllm_engine import VLLMEngine, engine_actor_env
     from lenrl.trainer.learner import Learner
     from lenrl.workers.groups import LearnerGroup, RolloutGroup
 
     r = cfg.ray
-    engine_cls = ray.remote(num_cpus=r.cpus_per_rollout_worker, num_gpus=r.gpus_per_rollout_worker)(VLLMEngine)
+    engine_cls = ray.remote(num_cpus=r.cpus_per_rollout_worker, num_gpus=r.gpus_per_rollout_worker)(VLLMEngine).options(
+        runtime_env={"env_vars": engine_actor_env()}
+    )
     learner_cls = ray.remote(num_cpus=r.cpus_per_learner, num_gpus=r.gpus_per_learner)(Learner)
     engines = [
         engine_cls.remote(model_path, cfg.rollout, dtype=cfg.model.dtype, seed=cfg.train.seed + i)

@@ -1,0 +1,115 @@
+"""Per-sample evaluation records and the JSONL file that holds them, with resume.
+
+One line per (question, sample). A question's n lines are appended together and flushed to disk, so an
+interrupted evaluation loses at most the question in flight: on restart, questions with all n samples are
+kept and not regenerated; a torn last line or a partial question is dropped and redone. The settings of
+the run are stored beside it (`settings.json`) and a resume with different settings is refused rather than
+mixing two protocols in one file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lenrl.errors import LenrlError
+
+
+@dataclass(frozen=True)
+class Forced:
+    """Budget forcing at one budget: the forced answer's correctness and the sample's total tokens
+    (the prefix up to the budget + the forcing text + the forced continuation)."""
+
+    correct: bool
+    tokens: int
+
+
+@dataclass(frozen=True)
+class SampleRecord:
+    qid: str
+    sample: int
+    seed: int
+    prompt_tokens: int
+    response_len: int
+    think_len: int
+    finish_reason: str
+    truncated: bool
+    score: float
+    correct: bool
+    answer: str | None
+    """the extracted, normalised final answer (majority voting clusters equal strings)"""
+    text: str
+    forced: dict[str, Forced] = field(default_factory=dict)
+    """budget (as a string, JSON keys) -> forcing outcome, for budgets this sample had not finished within"""
+
+    @property
+    def finished(self) -> bool:
+        return not self.truncated
+
+    def at_budget(self, budget: int) -> tuple[bool, int]:
+        """(correct, tokens) of this sample under budget forcing at `budget`."""
+        if self.finished and self.response_len <= budget:
+            return self.correct, self.response_len
+        f = self.forced[str(budget)]
+        return f.correct, f.tokens
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> SampleRecord:
+        forced = {k: Forced(**v) for k, v in d.pop("forced", {}).items()}
+        return SampleRecord(**d, forced=forced)
+
+
+class SampleFile:
+    """`samples.jsonl` + `settings.json` of one model on one benchmark."""
+
+    def __init__(self, directory: Path, settings: dict[str, Any]):
+        self.dir, self.settings = Path(directory), settings
+        self.path = self.dir / "samples.jsonl"
+        self.settings_path = self.dir / "settings.json"
+
+    def resume(self, n: int) -> dict[str, list[SampleRecord]]:
+        """Finished questions from an earlier run (qid -> its n records); rewrites the file without torn
+        or partial questions. Creates the directory and settings file on a fresh start."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if self.settings_path.exists():
+            old = json.loads(self.settings_path.read_text())
+            if old != self.settings:
+                diff = sorted(k for k in set(old) | set(self.settings) if old.get(k) != self.settings.get(k))
+                raise LenrlError(
+                    f"{self.dir}: holds an evaluation with other settings ({', '.join(diff)}); "
+                    "use another --out or delete it"
+                )
+        else:
+            _atomic_write(self.settings_path, json.dumps(self.settings, indent=1))
+        by_q: dict[str, list[SampleRecord]] = {}
+        if self.path.exists():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                try:
+                    rec = SampleRecord.from_json(json.loads(line))
+                except (ValueError, TypeError):
+                    continue  # a torn last line from an interruption
+                by_q.setdefault(rec.qid, []).append(rec)
+        done = {q: sorted(rs, key=lambda r: r.sample) for q, rs in by_q.items() if len({r.sample for r in rs}) == n}
+        self._rewrite([r for rs in done.values() for r in rs])
+        return done
+
+    def append(self, records: Iterable[SampleRecord]) -> None:
+        with self.path.open("a", encoding="utf-8") as f:
+            for r in records:
+                f.write(json.dumps(asdict(r), ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _rewrite(self, records: list[SampleRecord]) -> None:
+        lines = "".join(json.dumps(asdict(r), ensure_ascii=False) + "\n" for r in records)
+        _atomic_write(self.path, lines)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,238 @@
+"""lenrl evaluation driver: `lenrl eval --model M [--model M2 ...] --benchmarks math500,gsm8k [options]`.
+
+For each model: vLLM engines as Ray actors (the same `VLLMEngine` as training; several workers split the
+questions), then for each benchmark `BenchmarkEval` writes `<out>/[<label>/]<benchmark>/samples.jsonl`,
+`settings.json` and `summary.json`; then `report.md` and `plots/`. With several models, a comparison report
+over all of them is written to `<out>/comparison.md`. Re-running the same command resumes.
+`lenrl compare DIR [DIR ...] --out DEST` writes a comparison of finished evaluations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from lenrl.errors import LenrlError
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from lenrl.eval.benchmarks import BENCHMARKS
+
+    p = argparse.ArgumentParser(prog="lenrl eval", description=__doc__.splitlines()[0])
+    a = p.add_argument
+    a("--model", action="append", help="embedded:smollm2-135m (default), a local HF dir / checkpoint, or a hub id")
+    a("--label", action="append", help="display name per --model (default: the directory name)")
+    a("--benchmarks", default="math500", help=f"comma list: {', '.join(BENCHMARKS)}, or any name given --data")
+    a("--data", action="append", default=[], help="NAME=PATH: a local JSONL/Parquet copy (problem/answer columns)")
+    a("--limit", type=int, default=None, help="first N questions of each benchmark")
+    a("--n", type=int, default=4, help="samples per question (avg@n, pass@k, maj@k)")
+    a("--temperature", type=float, default=0.6, help="0 = greedy")
+    a("--top-p", type=float, default=0.95)
+    a("--max-tokens", type=int, default=512, help="generation cap (the longest budget)")
+    a("--budgets", default="", help="comma list of increasing token budgets for accuracy vs budget")
+    a("--force-tokens", type=int, default=32, help="tokens of a forced answer (budget forcing)")
+    a("--force-text", default=None, help="text appended at the budget to force an answer")
+    a("--think-prefix", default="", help='pre-fill the response, e.g. "<think>\\n" (DeepSeek-R1 template)')
+    a("--instruction", default=None, help="appended to each question (default: the training instruction)")
+    a("--system-prompt", default=None)
+    a("--max-prompt-tokens", type=int, default=1024)
+    a("--reward", default="math_correct", help="grading reward: built-in name, module:fn or file.py:fn")
+    a("--seed", type=int, default=0)
+    a("--chunk", type=int, default=32, help="questions per generation call (the unit of resume)")
+    a("--workers", type=int, default=1, help="vLLM engines (Ray actors) splitting the questions")
+    a("--dtype", default="auto")
+    a("--baseline", default=None, help="an earlier evaluation output dir: AES of every model against it")
+    a("--out", default=None, help="output directory (default evals/eval-<timestamp>)")
+    return p.parse_args(argv)
+
+
+def settings_from(args: argparse.Namespace):  # -> EvalSettings
+    from lenrl.eval.runner import EvalSettings
+
+    try:
+        budgets = tuple(int(x) for x in args.budgets.split(",") if x.strip())
+    except ValueError:
+        raise LenrlError(f"--budgets must be a comma list of integers, got {args.budgets!r}") from None
+    kw = {} if args.instruction is None else {"instruction": args.instruction}
+    return EvalSettings(
+        n=args.n, temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens, seed=args.seed,
+        budgets=budgets, force_tokens=args.force_tokens, force_text=args.force_text, system_prompt=args.system_prompt,
+        think_prefix=args.think_prefix, max_prompt_tokens=args.max_prompt_tokens, chunk=args.chunk, extra={"reward": args.reward}, **kw,
+    )  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    from lenrl.eval.benchmarks import check_benchmark_names, load_benchmark, parse_data_args
+
+    settings = settings_from(args)
+    names = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
+    data = args.data_map = parse_data_args(args.data, names)
+    check_benchmark_names(names, data)
+    models = args.model or ["embedded:smollm2-135m"]
+    labels = args.label or [_default_label(m) for m in models]
+    if len(labels) != len(models) or len(set(labels)) != len(labels):
+        raise LenrlError(f"--label: give one distinct label per --model, got {labels} for {len(models)} models")
+    if args.workers < 1:
+        raise LenrlError(f"--workers must be >= 1, got {args.workers}")
+    problems = {b: load_benchmark(b, data.get(b), limit=args.limit) for b in names}  # bad data fails before Ray
+    baseline = _baseline(args.baseline) if args.baseline else None
+    out = Path(args.out or f"evals/eval-{time.strftime('%Y%m%d-%H%M%S')}")
+    dirs = [out if len(models) == 1 else out / label for label in labels]
+
+    from lenrl.train import init_ray
+
+    started = init_ray(None, args.workers)
+    try:
+        for model, label, d in zip(models, labels, dirs, strict=True):
+            evaluate_model(model, label, d, problems, settings, args, baseline)
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+    from lenrl.eval.report import write_comparison, write_report
+
+    for d in dirs:
+        print(f"lenrl eval: report {write_report(d)}")
+    if len(models) > 1:
+        print(f"lenrl eval: comparison {write_comparison(dirs, out)}")
+    return 0
+
+
+def evaluate_model(model: str, label: str, out: Path, problems: dict, settings, args, baseline: dict | None) -> None:
+    from transformers import AutoTokenizer
+
+    from lenrl.model.embedded import resolve_model
+
+    model_path = resolve_model(model)
+    tok = AutoTokenizer.from_pretrained(model_path)
+    prompts = {b: _prompts(ps, tok, settings) for b, ps in problems.items()}  # too-long prompts fail here
+    force_len = len(tok(settings.forcing, add_special_tokens=False)["input_ids"])
+    longest = max(len(p.token_ids) for ps in prompts.values() for p in ps)
+    ctx = longest + settings.max_tokens + (force_len + settings.force_tokens if settings.budgets else 0)
+    engines, actors = _engines(model_path, settings, ctx, args)
+    try:
+        for bench, ps in prompts.items():
+            summary = _evaluate(bench, ps, engines, tok, settings, out / bench, model, label, args, baseline)
+            _write_json(out / bench / "summary.json", summary)
+            acc, length = summary["accuracy"]["avg@k"], summary["length"]["all"]["mean"]
+            print(f"lenrl eval: {label} {bench}: avg@{settings.n} {acc:.3f}, mean length {length:.1f} tokens", flush=True)
+    finally:
+        import ray
+
+        for a in actors:
+            ray.kill(a)
+
+
+def _evaluate(bench, prompts, engines, tok, settings, out: Path, model, label, args, baseline):
+    from lenrl.config import RewardSpec
+    from lenrl.eval.benchmarks import reward_params
+    from lenrl.eval.runner import BenchmarkEval
+    from lenrl.reward_runner import RewardRunner
+    from rewards.math_correct import extract_answer, normalize
+
+    params = reward_params(bench) if args.reward == "math_correct" else {}
+    fallback = params.get("fallback", "none")
+
+    def extract(text: str) -> str | None:
+        a = extract_answer(text, fallback=fallback)
+        return None if a is None else normalize(a)
+
+    base = (baseline or {}).get(bench)
+    with RewardRunner([RewardSpec(args.reward, params=params)], num_workers=2) as rewards:
+        ev = BenchmarkEval(engines, rewards, tok, settings, extract)
+        meta = {"label": label, "model": model, "benchmark": bench, "data": args.data_map.get(bench) or _hf_source(bench)}
+        return ev.run(prompts, out, meta=meta, aes_base=base)
+
+
+def _prompts(problems, tok, settings):
+    from lenrl.data.prompts import PromptRenderer
+    from lenrl.records import Prompt
+
+    ps = PromptRenderer(tok, settings.instruction, settings.max_prompt_tokens, settings.system_prompt)(problems)
+    if not settings.think_prefix:
+        return ps
+    extra = tok(settings.think_prefix, add_special_tokens=False)["input_ids"]
+    return [Prompt(p.problem, p.text + settings.think_prefix, p.token_ids + extra) for p in ps]
+
+
+def _engines(model_path: str, settings, ctx: int, args):  # -> (RolloutGroup, actors)
+    import ray
+
+    from lenrl.config import RolloutConfig
+    from lenrl.rollout.vllm_engine import VLLMEngine, engine_actor_env
+    from lenrl.workers.groups import RolloutGroup
+
+    cfg = RolloutConfig(n=settings.n, max_tokens=settings.max_tokens, temperature=settings.temperature,
+                        top_p=settings.top_p, max_model_len=ctx)  # fmt: skip
+    # every engine gets the same seed: per-request seeds then do not depend on the number of workers
+    cls = ray.remote(num_cpus=1)(VLLMEngine).options(runtime_env={"env_vars": engine_actor_env()})
+    actors = [cls.remote(model_path, cfg, dtype=args.dtype, seed=settings.seed) for _ in range(args.workers)]
+    ray.get([a.__ray_ready__.remote() for a in actors])
+    return RolloutGroup(actors), actors
+
+
+def _baseline(path: str) -> dict[str, dict]:
+    """benchmark -> {label, accuracy, length} of an earlier evaluation (for AES)."""
+    from lenrl.eval.report import load_results
+
+    out = {}
+    for s in load_results(path):
+        acc, length = s.get("accuracy", {}).get("avg@k"), s.get("length", {}).get("all", {}).get("mean")
+        out[s["benchmark"]] = {"label": s.get("label") or Path(path).name, "accuracy": acc, "length": length}
+    return out
+
+
+def _hf_source(bench: str) -> str | None:
+    from lenrl.eval.benchmarks import BENCHMARKS
+
+    b = BENCHMARKS.get(bench)
+    return f"{b.hf_id}[{b.split}]" if b else None
+
+
+def _default_label(model: str) -> str:
+    return model.split(":", 1)[1] if model.startswith("embedded:") else Path(model.rstrip("/")).name
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))  # NaN / Infinity as Python writes them; report.py reads them
+    os.replace(tmp, path)
+
+
+def compare_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="lenrl compare", description="comparison report of finished evaluations")
+    p.add_argument("dirs", nargs="+", help="evaluation output directories; the first is the AES baseline")
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    from lenrl.eval.report import write_comparison
+
+    try:
+        print(f"lenrl compare: {write_comparison(args.dirs, args.out)}")
+    except LenrlError as e:
+        print(f"lenrl: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except LenrlError as e:
+        print(f"lenrl: error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # errors raised inside Ray actors arrive wrapped; unwrap ours
+        cause = getattr(e, "cause", None)
+        if isinstance(cause, LenrlError):
+            print(f"lenrl: error: {cause}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""The evaluation runner's orchestration with a fake engine and fake grader (the real engine and reward
+pool are covered by tests/eval/test_eval_e2e.py): forcing requests, records, resume, summary, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lenrl.errors import LenrlError
+from lenrl.eval.benchmarks import check_benchmark_names, load_benchmark, parse_data_args
+from lenrl.eval.runner import PLAIN_FORCE, THINK_FORCE, BenchmarkEval, EvalSettings
+from lenrl.eval.samples import Forced, SampleFile, SampleRecord
+from lenrl.eval.summary import summarize
+from lenrl.records import Problem, Prompt, Rollout
+from lenrl.reward_runner import ScoredBatch
+from lenrl.rollout.vllm_engine import GenerationStats
+
+EOS_AT = {0: 3, 1: None}  # question 0 stops after 3 tokens, question 1 runs to the cap
+
+
+class Tok:
+    """Token ids are characters' code points; decode joins them back."""
+
+    def __call__(self, text, add_special_tokens=False):
+        return {"input_ids": [ord(c) for c in text]}
+
+    def decode(self, ids, skip_special_tokens=True):
+        return "".join(chr(i) for i in ids)
+
+
+class FakeEngine:
+    """Question q's response is 'a' * EOS_AT[q] (finished) or 'a' * max_tokens (cut); a forced
+    continuation (prompt ending in the forcing text) answers '7}'."""
+
+    def __init__(self):
+        self.calls = []
+
+    def generate(self, requests, step):
+        self.calls.append((step, requests))
+        out = []
+        for q in requests:
+            for _ in range(q.n):
+                if "".join(map(chr, q.prompt_ids)).endswith(PLAIN_FORCE):
+                    ids, reason = [ord("7"), ord("}")], "stop"
+                else:
+                    stop = EOS_AT[q.group_id % 2]
+                    t = q.max_tokens if stop is None else min(stop, q.max_tokens)
+                    ids, reason = [ord("a")] * t, "stop" if stop is not None and stop <= q.max_tokens else "length"
+                out.append(Rollout(q.group_id, q.prompt_ids, ids, [0.0] * len(ids), reason, q.max_tokens, 0,
+                                   "".join(map(chr, ids)), 0))  # fmt: skip
+        return out, GenerationStats(seconds=0.5, tokens=sum(r.response_len for r in out))
+
+
+class Grader:
+    """Correct iff the completion contains a boxed 7 (forced) or is exactly 'aaa' (question 0's answer)."""
+
+    def score(self, x):
+        import torch
+
+        ok = torch.tensor([("\\boxed{7}" in c) or c == "aaa" for c in x.completions])
+        return ScoredBatch(ok.float(), ok, {"reward/errors": 0.0})
+
+
+def _prompts(k=4):
+    return [Prompt(Problem(f"q{i}", "x", "7"), f"P{i}", [ord("P"), ord(str(i))]) for i in range(k)]
+
+
+def _eval(tmp_path, **kw):
+    s = EvalSettings(n=2, max_tokens=8, budgets=(2, 4, 8), force_tokens=4, chunk=3, **kw)
+    engine = FakeEngine()
+    ev = BenchmarkEval(engine, Grader(), Tok(), s, extract=lambda t: "7" if "7" in t else None)
+    return ev, engine
+
+
+def test_forcing_requests_are_prefix_plus_forcing_text_and_curves_follow(tmp_path):
+    ev, engine = _eval(tmp_path)
+    summary = ev.run(_prompts(), tmp_path / "b", meta={"benchmark": "fake"})
+    main_calls = [reqs for step, reqs in engine.calls if step == 0]
+    assert [len(r) for r in main_calls] == [3, 1]  # chunked by 3 questions
+    forced = [(step, q) for step, reqs in engine.calls if step > 0 for q in reqs]
+    # budget 2 (step 1): every sample of both questions (q0 stops at 3 > 2); budgets 4, 8: only q1's samples
+    q1_at_4 = [q for step, q in forced if step == 2]
+    assert all("".join(map(chr, q.prompt_ids)) == "P1" + "aaaa" + PLAIN_FORCE for q in q1_at_4[:2])
+    assert {q.group_id for step, q in forced if step == 1} == {0, 1, 2, 3, 4, 5, 6, 7}  # q * n + sample
+    curve = {row["budget"]: row for row in summary["budget_curve"]}
+    # truncation: only q0 / q2 (finished at 3 tokens, correct) count, and only from budget 3 up
+    assert [curve[b]["truncation"] for b in (2, 4, 8)] == [0.0, 0.5, 0.5]
+    # forcing: at 2 everything is forced and answers 7 -> all correct; at 4 and 8 q0 keeps its own answer
+    assert [curve[b]["forcing"] for b in (2, 4, 8)] == [1.0, 1.0, 1.0]
+    force_len = len(PLAIN_FORCE)
+    assert curve[4]["mean_tokens_forcing"] == (3 * 4 + (4 + force_len + 2) * 4) / 8
+    assert summary["accuracy"]["avg@k"] == 0.5 and summary["truncation_rate"] == 0.5
+    assert summary["throughput"]["questions"] == 4 and summary["throughput"]["resumed_questions"] == 0
+    lines = [json.loads(x) for x in (tmp_path / "b" / "samples.jsonl").read_text().splitlines()]
+    assert len(lines) == 8 and lines[2]["forced"]["4"] == {"correct": True, "tokens": 4 + force_len + 2}
+    assert lines[0]["forced"] == {"2": {"correct": True, "tokens": 2 + force_len + 2}} and lines[0]["answer"] is None
+
+
+def test_resume_skips_finished_questions_and_drops_torn_or_partial_ones(tmp_path):
+    ev, _ = _eval(tmp_path)
+    first = ev.run(_prompts(), tmp_path / "b", meta={})
+    path = tmp_path / "b" / "samples.jsonl"
+    lines = path.read_text().splitlines()
+    # interrupted: question q3 lost its second sample and the file ends in a torn line
+    path.write_text("\n".join(lines[:7]) + "\n" + lines[7][:20])
+    ev2, engine2 = _eval(tmp_path)
+    again = ev2.run(_prompts(), tmp_path / "b", meta={})
+    assert [[q.group_id for q in reqs] for step, reqs in engine2.calls if step == 0] == [[3]]
+    assert again["throughput"]["resumed_questions"] == 3 and again["budget_curve"] == first["budget_curve"]
+    assert len(path.read_text().splitlines()) == 8
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    ev, _ = _eval(tmp_path)
+    ev.run(_prompts(2), tmp_path / "b", meta={})
+    other = BenchmarkEval(FakeEngine(), Grader(), Tok(), EvalSettings(n=3, max_tokens=8), extract=lambda t: None)
+    with pytest.raises(LenrlError, match=r"other settings \(budgets, force_tokens, n\)"):
+        other.run(_prompts(2), tmp_path / "b", meta={})
+
+
+def test_force_text_closes_thinking_when_the_response_is_prefilled_with_think():
+    assert EvalSettings(think_prefix="<think>\n").forcing == THINK_FORCE
+    assert EvalSettings().forcing == PLAIN_FORCE and EvalSettings(force_text="X").forcing == "X"
+
+
+@pytest.mark.parametrize("budgets", [(4, 2), (0, 2), (2, 2), (-1,), (4, 9)])
+def test_budgets_must_be_increasing_positive_and_within_max_tokens(budgets):
+    with pytest.raises(LenrlError, match="budget"):
+        EvalSettings(max_tokens=8, budgets=budgets)
+
+
+def _rec(qid, j, length, correct, finished=True, answer=None, forced=None):
+    return SampleRecord(qid, j, 0, 5, length, 0, "stop" if finished else "length", not finished, float(correct),
+                        correct, answer, "", forced or {})  # fmt: skip
+
+
+def test_summary_by_hand_with_aes():
+    qs = [
+        [_rec("a", 0, 10, True, answer="1"), _rec("a", 1, 30, False, answer="2", forced={"20": Forced(False, 27)})],
+        [_rec("b", 0, 40, False, finished=False, forced={"20": Forced(True, 25)}), _rec("b", 1, 20, True, answer="1")],
+    ]
+    s = summarize(qs, [20], aes_base={"label": "base", "accuracy": 0.25, "length": 50.0})
+    assert s["accuracy"]["avg@k"] == 0.5 and s["accuracy"]["pass@k"] == {"1": 0.5, "2": 1.0}
+    assert s["length"]["all"]["mean"] == 25.0 and s["length"]["correct"]["mean"] == 15.0
+    assert s["tokens_per_correct"] == 50.0 and s["truncation_rate"] == 0.25
+    # at 20, truncation: finished within 20 and correct: a/0 (10) and b/1 (20) -> 2/4;
+    # forcing: a/0 and b/1 keep their answers, a/1 (30 > 20) and b/0 (cut) are forced: F, T -> 3/4
+    row = s["budget_curve"][0]
+    assert row["truncation"] == 0.5 and row["mean_tokens_truncation"] == (10 + 20 + 20 + 20) / 4
+    assert row["forcing"] == 0.75 and row["mean_tokens_forcing"] == (10 + 27 + 25 + 20) / 4
+    # maj@1: a votes "1" (right), b votes None; maj@2: a ties "1"/"2" -> first, "1"; b: None, "1" -> "1"
+    assert s["accuracy"]["maj@k"] == {"1": 0.5, "2": 1.0}
+    # AES: dL = (50 - 25)/50 = 0.5, dA = (0.5 - 0.25)/0.25 = 1 -> 0.5 + 3 * 1 = 3.5
+    assert s["aes"]["value"] == pytest.approx(3.5) and s["aes"]["baseline"] == "base"
+
+
+def test_benchmark_names_and_data_arguments(tmp_path):
+    assert parse_data_args(["x.jsonl"], ["math500"]) == {"math500": "x.jsonl"}
+    assert parse_data_args(["gsm8k=a.jsonl"], ["math500", "gsm8k"]) == {"gsm8k": "a.jsonl"}
+    with pytest.raises(LenrlError, match="NAME=PATH"):
+        parse_data_args(["a.jsonl"], ["math500", "gsm8k"])
+    with pytest.raises(LenrlError, match=r"unknown benchmark 'math5000'; built in: math500, aime24"):
+        check_benchmark_names(["math5000"], {})
+    check_benchmark_names(["mine"], {"mine": "f.jsonl"})  # any name with a file
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"question": "q", "answer": "1"}) + "\n")
+    with pytest.raises(LenrlError, match=r"bad.jsonl:1: missing field 'problem'"):
+        load_benchmark("mine", str(bad))
+
+
+def test_sample_file_round_trip(tmp_path):
+    f = SampleFile(tmp_path / "d", {"n": 1})
+    assert f.resume(1) == {}
+    rec = _rec("a", 0, 3, True, forced={"2": Forced(False, 9)})
+    f.append([rec])
+    assert SampleFile(tmp_path / "d", {"n": 1}).resume(1) == {"a": [rec]}
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--benchmarks", "math5000"], "unknown benchmark 'math5000'"),
+        (["--benchmarks", "mine", "--data", "mine={bad}"], "bad.jsonl:1: missing field 'problem'"),
+        (["--budgets", "64,32"], "--budgets must be strictly increasing positive integers, got [64, 32]"),
+        (["--budgets", "a,b"], "--budgets must be a comma list of integers"),
+        (["--budgets", "0,8"], "--budgets must be strictly increasing positive integers"),
+        (["--budgets", "64,1024", "--max-tokens", "512"], "the largest budget 1024 exceeds --max-tokens 512"),
+    ],
+)
+def test_lenrl_eval_bad_input_is_one_line_before_anything_starts(args, message, tmp_path, capsys):
+    from lenrl.evaluate import main
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"question": "q", "answer": "1"}) + "\n")
+    out = tmp_path / "out"
+    code = main([a.replace("{bad}", str(bad)) for a in args] + ["--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("lenrl: error: ") and message in err and "\n" not in err
+    assert not out.exists()  # nothing half-written
