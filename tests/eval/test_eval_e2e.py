@@ -128,7 +128,12 @@ def test_lenrl_eval_on_math500_and_gsm8k_slices_writes_every_output(tmp_path):
 
 def test_two_models_in_one_command_write_a_comparison(tmp_path, tiny_model_dir):
     out = tmp_path / "cmp"
+    base = tmp_path / "base" / "gsm8k"  # an earlier evaluation named by --baseline (only its summary is read)
+    base.mkdir(parents=True)
+    summary = {"benchmark": "gsm8k", "label": "base", "accuracy": {"avg@k": 0.5}, "length": {"all": {"mean": 40.0}}}
+    (base / "summary.json").write_text(json.dumps(summary))
     p = run_eval(
+        "--baseline", str(tmp_path / "base"),
         "--model", "embedded:smollm2-135m", "--model", str(tiny_model_dir), "--label", "smol", "--label", "tiny",
         "--benchmarks", "gsm8k", "--data", str(DATA / "gsm8k_test.jsonl"), "--limit", "2", "--n", "1",
         "--max-tokens", "16", "--budgets", "8,16", "--force-tokens", "4", "--out", str(out), cwd=tmp_path,
@@ -139,4 +144,13 @@ def test_two_models_in_one_command_write_a_comparison(tmp_path, tiny_model_dir):
     for label in ("smol", "tiny"):
         s = json.loads((out / label / "gsm8k" / "summary.json").read_text())
         assert s["label"] == label and s["num_samples"] == 2 and (out / label / "report.md").exists()
+        acc, length = s["accuracy"]["avg@k"], s["length"]["all"]["mean"]
+        d_len, d_acc = (40.0 - length) / 40.0, (acc - 0.5) / 0.5
+        expected = d_len + 3 * d_acc if d_acc >= 0 else d_len - 5 * abs(d_acc)
+        assert s["aes"]["baseline"] == "base" and s["aes"]["value"] == pytest.approx(expected)
     assert (out / "plots" / "compare_accuracy_vs_budget_gsm8k.png").read_bytes()[:4] == b"\x89PNG"
+    from lenrl.cli import main
+
+    assert main(["compare", str(out / "tiny"), str(out / "smol"), "--out", str(tmp_path / "again")]) == 0
+    again = (tmp_path / "again" / "comparison.md").read_text()
+    assert again.index("| tiny |") < again.index("| smol |")  # the first directory is the baseline
