@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 
 import torch  # noqa: E402
 
-from lenrl.data.arith import arith_problems  # noqa: E402
 from lenrl.config import DataConfig  # noqa: E402
+from lenrl.data.arith import arith_problems  # noqa: E402
 from lenrl.data.prompts import render_prompts  # noqa: E402
 from lenrl.model.embedded import embedded_model_dir  # noqa: E402
 

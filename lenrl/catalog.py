@@ -43,7 +43,13 @@ def preset_rows() -> list[str]:
 
 def markdown() -> str:
     from lenrl.algos import (
-        ADVANTAGES, AGGREGATIONS, BUDGET_SCHEDULES, GROUP_FILTERS, GROUP_LOSSES, KL_ESTIMATORS, POLICY_LOSSES,
+        ADVANTAGES,
+        AGGREGATIONS,
+        BUDGET_SCHEDULES,
+        GROUP_FILTERS,
+        GROUP_LOSSES,
+        KL_ESTIMATORS,
+        POLICY_LOSSES,
         QUESTION_BUDGETS,
     )  # fmt: skip
     from lenrl.reward import REWARDS

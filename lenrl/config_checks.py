@@ -13,7 +13,12 @@ from lenrl.errors import LenrlError
 def check_registries(cfg: Config) -> None:
     """Bind every registry name and its params to the registered function's signature."""
     from lenrl.algos import (
-        ADVANTAGES, AGGREGATIONS, BUDGET_SCHEDULES, GROUP_FILTERS, KL_ESTIMATORS, QUESTION_BUDGETS,
+        ADVANTAGES,
+        AGGREGATIONS,
+        BUDGET_SCHEDULES,
+        GROUP_FILTERS,
+        KL_ESTIMATORS,
+        QUESTION_BUDGETS,
     )  # fmt: skip
 
     for reg, spec, where in (
@@ -105,8 +110,15 @@ def _probe_values(cfg: Config) -> None:
     import torch
 
     from lenrl.algos import (
-        ADVANTAGES, AGGREGATIONS, GROUP_LOSSES, KL_ESTIMATORS, POLICY_LOSSES, QUESTION_BUDGETS, AdvantageInput,
-        GroupLossInput, LossInput,
+        ADVANTAGES,
+        AGGREGATIONS,
+        GROUP_LOSSES,
+        KL_ESTIMATORS,
+        POLICY_LOSSES,
+        QUESTION_BUDGETS,
+        AdvantageInput,
+        GroupLossInput,
+        LossInput,
     )  # fmt: skip
 
     a = cfg.algo

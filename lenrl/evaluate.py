@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from lenrl.errors import LenrlError
+from lenrl.errors import LenrlError, exit_code_of
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -211,27 +211,16 @@ def compare_main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     from lenrl.eval.report import write_comparison
 
-    try:
+    def compare() -> int:
         print(f"lenrl compare: {write_comparison(args.dirs, args.out)}")
-    except LenrlError as e:
-        print(f"lenrl: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+        return 0
+
+    return exit_code_of(compare)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        return run(args)
-    except LenrlError as e:
-        print(f"lenrl: error: {e}", file=sys.stderr)
-        return 2
-    except Exception as e:  # errors raised inside Ray actors arrive wrapped; unwrap ours
-        cause = getattr(e, "cause", None)
-        if isinstance(cause, LenrlError):
-            print(f"lenrl: error: {cause}", file=sys.stderr)
-            return 2
-        raise
+    return exit_code_of(lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from lenrl.config import Config, available_algos, load_config
-from lenrl.errors import LenrlError
+from lenrl.errors import LenrlError, exit_code_of
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -129,6 +129,8 @@ def run(cfg: Config) -> int:
             ray.shutdown()
     print(f"lenrl: done, {result.steps} steps, weight version {result.weight_version}")
     print(f"lenrl: outputs in {result.run_dir} (config.yaml, metrics.jsonl, tensorboard/, checkpoint/)")
+    if result.checkpoint:
+        print(f"lenrl: evaluate it with: lenrl eval --model {result.checkpoint} --benchmarks math500,gsm8k")
     return 0
 
 
@@ -174,18 +176,7 @@ def build_actors(cfg: Config, model_path: str):  # -> tuple[RolloutGroup, Learne
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        cfg = load_config(args.algo, args.config, args.overrides)
-        return run(cfg)
-    except LenrlError as e:
-        print(f"lenrl: error: {e}", file=sys.stderr)
-        return 2
-    except Exception as e:  # errors raised inside Ray actors arrive wrapped; unwrap ours
-        cause = getattr(e, "cause", None)
-        if isinstance(cause, LenrlError):
-            print(f"lenrl: error: {cause}", file=sys.stderr)
-            return 2
-        raise
+    return exit_code_of(lambda: run(load_config(args.algo, args.config, args.overrides)))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,4 @@
 import pytest
-
 import torch
 
 from lenrl.algos import BUDGET_SCHEDULES, QUESTION_BUDGETS

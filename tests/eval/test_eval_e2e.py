@@ -26,6 +26,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.vllm]
 
 def test_budget_curves_from_one_generation_equal_separate_capped_runs(tmp_path):
     import ray
+    from transformers import AutoTokenizer
 
     from lenrl.config import RewardSpec, RolloutConfig
     from lenrl.data.arith import arith_problems
@@ -36,7 +37,6 @@ def test_budget_curves_from_one_generation_equal_separate_capped_runs(tmp_path):
     from lenrl.rollout.vllm_engine import VLLMEngine, engine_actor_env
     from lenrl.train import init_ray
     from lenrl.workers.groups import RolloutGroup
-    from transformers import AutoTokenizer
 
     path = resolve_model("embedded:smollm2-135m")
     tok = AutoTokenizer.from_pretrained(path)
