@@ -68,6 +68,8 @@ class EvalSettings:
                 raise LenrlError(f"eval {name} must be >= 1, got {getattr(self, name)}")
         if self.temperature < 0 or not 0 < self.top_p <= 1:
             raise LenrlError(f"eval needs temperature >= 0 and 0 < top_p <= 1, got {self.temperature}, {self.top_p}")
+        if self.temperature == 0 and self.n != 1:  # vLLM refuses it; greedy samples would all be the same anyway
+            raise LenrlError(f"eval with --temperature 0 (greedy) needs --n 1, got --n {self.n}")
         b = list(self.budgets)
         if any(not isinstance(x, int) or x <= 0 for x in b) or any(y <= x for x, y in zip(b, b[1:])):
             raise LenrlError(f"--budgets must be strictly increasing positive integers, got {b}")

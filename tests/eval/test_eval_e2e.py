@@ -154,3 +154,18 @@ def test_two_models_in_one_command_write_a_comparison(tmp_path, tiny_model_dir):
     assert main(["compare", str(out / "tiny"), str(out / "smol"), "--out", str(tmp_path / "again")]) == 0
     again = (tmp_path / "again" / "comparison.md").read_text()
     assert again.index("| tiny |") < again.index("| smol |")  # the first directory is the baseline
+
+
+def test_two_workers_split_the_questions_and_give_what_one_worker_gives(tmp_path, tiny_model_dir):
+    records = {}
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        p = run_eval(
+            "--model", str(tiny_model_dir), "--benchmarks", "gsm8k", "--data", str(DATA / "gsm8k_test.jsonl"),
+            "--limit", "6", "--n", "1", "--temperature", "0", "--max-tokens", "12", "--budgets", "6,12",
+            "--force-tokens", "3", "--workers", str(workers), "--out", str(out), cwd=tmp_path,
+        )  # fmt: skip
+        assert p.returncode == 0, p.stderr[-3000:]
+        records[workers] = [json.loads(x) for x in (out / "gsm8k" / "samples.jsonl").read_text().splitlines()]
+    # greedy: the engines' per-request seeds and outputs do not depend on how questions are spread over them
+    assert len(records[2]) == 6 and records[1] == records[2]

@@ -186,6 +186,7 @@ def test_sample_file_round_trip(tmp_path):
         (["--budgets", "a,b"], "--budgets must be a comma list of integers"),
         (["--budgets", "0,8"], "--budgets must be strictly increasing positive integers"),
         (["--budgets", "64,1024", "--max-tokens", "512"], "the largest budget 1024 exceeds --max-tokens 512"),
+        (["--temperature", "0", "--n", "4"], "with --temperature 0 (greedy) needs --n 1, got --n 4"),
     ],
 )
 def test_lenrl_eval_bad_input_is_one_line_before_anything_starts(args, message, tmp_path, capsys):
