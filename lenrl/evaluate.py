@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 from lenrl.errors import LenrlError, exit_code_of
+from lenrl.files import atomic_write
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -118,7 +118,8 @@ def evaluate_model(model: str, label: str, out: Path, problems: dict, settings, 
     try:
         for bench, ps in prompts.items():
             summary = _evaluate(bench, ps, engines, tok, settings, out / bench, model, label, args, baseline)
-            _write_json(out / bench / "summary.json", summary)
+            # NaN / Infinity as Python writes them; report.py reads them back
+            atomic_write(out / bench / "summary.json", json.dumps(summary, indent=1))
             acc, length = summary["accuracy"]["avg@k"], summary["length"]["all"]["mean"]
             print(f"lenrl eval: {label} {bench}: avg@{settings.n} {acc:.3f}, mean length {length:.1f} tokens", flush=True)
     finally:
@@ -178,11 +179,12 @@ def _engines(model_path: str, settings, ctx: int, args):  # -> (RolloutGroup, ac
 
 def _baseline(path: str) -> dict[str, dict]:
     """benchmark -> {label, accuracy, length} of an earlier evaluation (for AES)."""
+    from lenrl.eval.plots import accuracy_and_length
     from lenrl.eval.report import load_results
 
     out = {}
     for s in load_results(path):
-        acc, length = s.get("accuracy", {}).get("avg@k"), s.get("length", {}).get("all", {}).get("mean")
+        acc, length = accuracy_and_length(s)
         out[s["benchmark"]] = {"label": s.get("label") or Path(path).name, "accuracy": acc, "length": length}
     return out
 
@@ -196,12 +198,6 @@ def _hf_source(bench: str) -> str | None:
 
 def _default_label(model: str) -> str:
     return model.split(":", 1)[1] if model.startswith("embedded:") else Path(model.rstrip("/")).name
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))  # NaN / Infinity as Python writes them; report.py reads them
-    os.replace(tmp, path)
 
 
 def compare_main(argv: list[str]) -> int:

@@ -25,6 +25,7 @@ import numpy as np
 from lenrl.errors import LenrlError
 from lenrl.eval import metrics, plots
 from lenrl.eval.plots import budget_points, number
+from lenrl.files import atomic_write
 
 DASH = "–"  # missing or NaN value
 DIR_KEY = "_dir"  # added by load_results: the benchmark subdirectory (where samples.jsonl lies)
@@ -383,18 +384,7 @@ def _write_outputs(root: Path, md_name: str, text: str, pngs: dict[str, bytes | 
         if png is None:
             (plot_dir / name).unlink(missing_ok=True)  # an old plot would contradict the new report
         else:
-            _atomic_write(plot_dir / name, png)
+            atomic_write(plot_dir / name, png)
     md_path = root / md_name
-    _atomic_write(md_path, text.encode("utf-8"))
+    atomic_write(md_path, text.encode("utf-8"))
     return md_path
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write to a hidden temporary file beside `path`, then rename: readers never see a partial file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

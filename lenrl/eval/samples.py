@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lenrl.errors import LenrlError
+from lenrl.files import atomic_write
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ class SampleFile:
                     "use another --out or delete it"
                 )
         else:
-            _atomic_write(self.settings_path, json.dumps(self.settings, indent=1))
+            atomic_write(self.settings_path, json.dumps(self.settings, indent=1))
         by_q: dict[str, list[SampleRecord]] = {}
         if self.path.exists():
             for line in self.path.read_text(encoding="utf-8").splitlines():
@@ -105,11 +106,4 @@ class SampleFile:
             os.fsync(f.fileno())
 
     def _rewrite(self, records: list[SampleRecord]) -> None:
-        lines = "".join(json.dumps(asdict(r), ensure_ascii=False) + "\n" for r in records)
-        _atomic_write(self.path, lines)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+        atomic_write(self.path, "".join(json.dumps(asdict(r), ensure_ascii=False) + "\n" for r in records))

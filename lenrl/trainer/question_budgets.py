@@ -10,13 +10,13 @@ starts from a checkpoint directory holding it carries on from the saved budgets.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from lenrl.errors import LenrlError
+from lenrl.files import atomic_write
 
 STATE_FILE = "question_budgets.json"
 
@@ -54,10 +54,8 @@ class QuestionBudgets:
     def save(self, directory: str | Path) -> None:
         if not self.active:
             return
-        path = Path(directory) / STATE_FILE
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps({"rule": self.rule_name, "max_tokens": self.max_tokens, "budgets": self.budgets}))
-        os.replace(tmp, path)
+        state = {"rule": self.rule_name, "max_tokens": self.max_tokens, "budgets": self.budgets}
+        atomic_write(Path(directory) / STATE_FILE, json.dumps(state))
 
     @staticmethod
     def load_state(directory: str | Path) -> dict[str, int] | None:

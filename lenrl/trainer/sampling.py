@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from lenrl.algos import BUDGET_SCHEDULES, GROUP_FILTERS, FilterInput
+from lenrl.algos import BUDGET_SCHEDULES, GROUP_FILTERS, QUESTION_BUDGETS, FilterInput
 from lenrl.config import Config
 from lenrl.config_checks import budget_at
 from lenrl.data.prompts import PromptRenderer
@@ -70,7 +70,7 @@ class BatchSampler:
     ):  # fmt: skip
         self.cfg, self.prompts, self.engines, self.rewards = cfg, prompts, engines, rewards
         self.render = render if render is not None and render.uses_budget else None
-        self.budgets = budgets or QuestionBudgets(lambda **_: cfg.rollout.max_tokens, "none", cfg.rollout.max_tokens)
+        self.budgets = budgets or QuestionBudgets(QUESTION_BUDGETS.get("none"), "none", cfg.rollout.max_tokens)
         self.keep = GROUP_FILTERS.bind(cfg.algo.filter.name, cfg.algo.filter.params)
         self.schedule = BUDGET_SCHEDULES.bind(cfg.rollout.budget.name, cfg.rollout.budget.params)
         self.max_draws = cfg.algo.filter_max_draws if cfg.algo.filter.name != "none" else 1
