@@ -106,23 +106,26 @@ def main() -> None:
         prompts = render_prompts(problems, tokenizer, instruction=args.instruction, max_prompt_tokens=512)
         results = generate(model, tokenizer, prompts, args.batch_size, args.max_new_tokens)
         boxed_ok = last_ok = boxed = tokens = 0
-        for p, (text, n) in zip(problems, results):
+        for p, (text, n) in zip(problems, results, strict=False):
             pred_box = extract(text, fallback="none")
             boxed += pred_box is not None
             boxed_ok += pred_box is not None and equal(pred_box, p.answer)
             pred_last = extract(text, fallback="last_number")
             last_ok += pred_last is not None and equal(pred_last, p.answer)
             tokens += n
-        for p, (text, _) in list(zip(problems, results))[: args.show]:
+        for p, (text, _) in list(zip(problems, results, strict=False))[: args.show]:
             print(f"  example d={d} {p.id} gold={p.answer}: {p.question}\n  >>> {text!r}", file=sys.stderr)
         if args.dump:
             with args.dump.open("a", encoding="utf-8") as f:
-                for p, (text, n) in zip(problems, results):
+                for p, (text, n) in zip(problems, results, strict=False):
                     f.write(json.dumps({"id": p.id, "gold": p.answer, "tokens": n, "response": text}) + "\n")
         m = len(problems)
         # One row per difficulty as soon as it is done, so a long run can be cut short.
-        print(f"| {d} | {boxed_ok / m:.3f} | {last_ok / m:.3f} | {boxed / m:.3f} | {tokens / m:.1f} | {m} "
-              f"| {time.time() - t0:.0f} s |", flush=True)
+        print(
+            f"| {d} | {boxed_ok / m:.3f} | {last_ok / m:.3f} | {boxed / m:.3f} | {tokens / m:.1f} | {m} "
+            f"| {time.time() - t0:.0f} s |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -47,7 +47,9 @@ def lenrl_side(path, tok, prompts, args, out: Path) -> tuple[float, int, float]:
     s = EvalSettings(n=args.n, temperature=0.6, top_p=0.95, max_tokens=args.max_tokens, chunk=len(prompts))
     with RewardRunner([RewardSpec("math_correct", params={"fallback": "last_number"})], num_workers=2) as rewards:
         t0 = time.perf_counter()
-        summary = BenchmarkEval(RolloutGroup([actor]), rewards, tok, s, extract=lambda t: None).run(prompts, out, meta={})
+        summary = BenchmarkEval(RolloutGroup([actor]), rewards, tok, s, extract=lambda t: None).run(
+            prompts, out, meta={}
+        )
         seconds = time.perf_counter() - t0
     ray.shutdown()
     return seconds, summary["throughput"]["generated_tokens"], startup
@@ -64,19 +66,40 @@ def hf_side(path, tok, prompts, args) -> tuple[float, int]:
         t0 = time.perf_counter()
         batch = tok([p.text for p in prompts], return_tensors="pt", padding=True, add_special_tokens=False)
         with torch.no_grad():
-            out = model.generate(**batch, do_sample=True, temperature=0.6, top_p=0.95, max_new_tokens=args.max_tokens,
-                                 num_return_sequences=args.n, pad_token_id=pad)  # fmt: skip
+            out = model.generate(
+                **batch,
+                do_sample=True,
+                temperature=0.6,
+                top_p=0.95,
+                max_new_tokens=args.max_tokens,
+                num_return_sequences=args.n,
+                pad_token_id=pad,
+            )
         rollouts, tokens = [], 0
         width = batch["input_ids"].shape[1]
         for i, row in enumerate(out[:, width:].tolist()):
             ids = row[: row.index(tok.eos_token_id) + 1] if tok.eos_token_id in row else row
             tokens += len(ids)
             q = prompts[i // args.n]
-            rollouts.append(Rollout(i // args.n, q.token_ids, ids, [], "stop", args.max_tokens, 0,
-                                    tok.decode(ids, skip_special_tokens=True), 0))  # fmt: skip
+            rollouts.append(
+                Rollout(
+                    i // args.n,
+                    q.token_ids,
+                    ids,
+                    [],
+                    "stop",
+                    args.max_tokens,
+                    0,
+                    tok.decode(ids, skip_special_tokens=True),
+                    0,
+                )
+            )
         rows = [prompts[r.group_id] for r in rollouts]
-        rewards.score(reward_input_from_rollouts(rollouts, [p.text for p in rows], [p.problem.answer for p in rows],
-                                                 [p.problem.meta for p in rows]))  # fmt: skip
+        rewards.score(
+            reward_input_from_rollouts(
+                rollouts, [p.text for p in rows], [p.problem.answer for p in rows], [p.problem.meta for p in rows]
+            )
+        )
         return time.perf_counter() - t0, tokens
 
 
@@ -101,8 +124,10 @@ def main() -> None:
     h_s, h_tok = hf_side(path, tok, prompts, args)
     q = len(prompts)
     print(f"{q} questions x {args.n} samples, max_tokens {args.max_tokens}, SmolLM2-135M fp32, {os.cpu_count()} CPUs")
-    print(f"lenrl eval (vLLM): {v_s:7.1f} s  {q / v_s:6.3f} questions/s  {v_tok / v_s:7.1f} tokens/s  "
-          f"({v_tok} tokens; engine start {startup:.1f} s not included)")  # fmt: skip
+    print(
+        f"lenrl eval (vLLM): {v_s:7.1f} s  {q / v_s:6.3f} questions/s  {v_tok / v_s:7.1f} tokens/s  "
+        f"({v_tok} tokens; engine start {startup:.1f} s not included)"
+    )
     print(f"HF generate      : {h_s:7.1f} s  {q / h_s:6.3f} questions/s  {h_tok / h_s:7.1f} tokens/s  ({h_tok} tokens)")
     print(f"ratio (lenrl / HF): questions/s {h_s / v_s:.2f}x, tokens/s {(v_tok / v_s) / (h_tok / h_s):.2f}x")
 

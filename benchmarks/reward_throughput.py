@@ -48,7 +48,7 @@ def plain_loop(comps: list[str], answers: list[str]) -> list[bool]:
     from math_verify import parse, verify
 
     out = []
-    for comp, gold in zip(comps, answers):
+    for comp, gold in zip(comps, answers, strict=False):
         out.append(bool(verify(parse(f"${gold}$"), parse(comp))))
     return out
 
@@ -56,11 +56,17 @@ def plain_loop(comps: list[str], answers: list[str]) -> list[bool]:
 def runner_input(comps: list[str], answers: list[str], group: int = 8) -> RewardInput:
     n = len(comps)
     return RewardInput(
-        prompts=["q"] * n, completions=comps, completion_ids=[[0]] * n, answers=answers, meta=[{}] * n,
-        response_len_B=torch.ones(n, dtype=torch.long), think_len_B=torch.zeros(n, dtype=torch.long),
-        truncated_B=torch.zeros(n, dtype=torch.bool), group_id_B=torch.arange(n) // group,
+        prompts=["q"] * n,
+        completions=comps,
+        completion_ids=[[0]] * n,
+        answers=answers,
+        meta=[{}] * n,
+        response_len_B=torch.ones(n, dtype=torch.long),
+        think_len_B=torch.zeros(n, dtype=torch.long),
+        truncated_B=torch.zeros(n, dtype=torch.bool),
+        group_id_B=torch.arange(n) // group,
         budget_B=torch.full((n,), 128),
-    )  # fmt: skip
+    )
 
 
 def main() -> None:
@@ -83,7 +89,8 @@ def main() -> None:
     n = args.pairs
     print(f"pairs: {n}  workers: {args.workers}")
     print(f"plain math-verify loop : {n / t_loop:8.1f} pairs/s ({t_loop:.1f} s), accuracy {sum(loop_correct) / n:.3f}")
-    print(f"RewardRunner (pool)    : {n / t_pool:8.1f} pairs/s ({t_pool:.1f} s), accuracy {float(out.correct_B.float().mean()):.3f}")
+    pool_acc = float(out.correct_B.float().mean())
+    print(f"RewardRunner (pool)    : {n / t_pool:8.1f} pairs/s ({t_pool:.1f} s), accuracy {pool_acc:.3f}")
     print(f"ratio pool / loop      : {t_loop / t_pool:.2f}x")
 
 

@@ -51,7 +51,7 @@ def markdown() -> str:
         KL_ESTIMATORS,
         POLICY_LOSSES,
         QUESTION_BUDGETS,
-    )  # fmt: skip
+    )
     from lenrl.reward import REWARDS
     from lenrl.reward_runner import resolve_reward
 

@@ -239,7 +239,6 @@ class Config:
         return dataclasses.asdict(self)
 
 
-
 # ---------------------------------------------------------------- loading
 
 
@@ -296,10 +295,7 @@ def _apply_override(tree: dict[str, Any], ov: str) -> None:
     node: Any = tree
     parts = key.split(".")
     for p in parts[:-1]:
-        if isinstance(node, list):
-            node = node[_index(p, node, key)]
-        else:
-            node = node.setdefault(p, {})
+        node = node[_index(p, node, key)] if isinstance(node, list) else node.setdefault(p, {})
     if isinstance(node, list):
         node[_index(parts[-1], node, key)] = value
     else:

@@ -19,7 +19,7 @@ def check_registries(cfg: Config) -> None:
         GROUP_FILTERS,
         KL_ESTIMATORS,
         QUESTION_BUDGETS,
-    )  # fmt: skip
+    )
 
     for reg, spec, where in (
         (ADVANTAGES, cfg.algo.advantage, "algo.advantage"),
@@ -87,7 +87,9 @@ def _check_budgets(cfg: Config, schedule: typing.Callable[..., int]) -> None:
         except ValueError as e:
             _fail("rollout.budget", str(e))
         if not isinstance(b, int) or not 0 < b <= cfg.rollout.max_tokens:
-            _fail("rollout.budget", f"step {step} budget {b!r} is not in [1, rollout.max_tokens={cfg.rollout.max_tokens}]")
+            _fail(
+                "rollout.budget", f"step {step} budget {b!r} is not in [1, rollout.max_tokens={cfg.rollout.max_tokens}]"
+            )
 
 
 def _probe_filter(where: str, spec: typing.Any) -> None:
@@ -119,26 +121,60 @@ def _probe_values(cfg: Config) -> None:
         AdvantageInput,
         GroupLossInput,
         LossInput,
-    )  # fmt: skip
+    )
 
     a = cfg.algo
     x2 = torch.zeros(2, 1)
     mask = torch.ones(2, 1, dtype=torch.bool)
     probes = [
-        ("algo.advantage", ADVANTAGES, a.advantage,
-         (AdvantageInput(torch.tensor([0.0, 1.0]), torch.zeros(2, dtype=torch.long), torch.ones(2, dtype=torch.long),
-                         torch.zeros(2, dtype=torch.bool)),), {}),
+        (
+            "algo.advantage",
+            ADVANTAGES,
+            a.advantage,
+            (
+                AdvantageInput(
+                    torch.tensor([0.0, 1.0]),
+                    torch.zeros(2, dtype=torch.long),
+                    torch.ones(2, dtype=torch.long),
+                    torch.zeros(2, dtype=torch.bool),
+                ),
+            ),
+            {},
+        ),
         ("algo.loss", POLICY_LOSSES, a.loss, (LossInput(x2, x2, torch.ones(2), mask),), {})
-        if loss_registry(a.loss.name) is POLICY_LOSSES else
-        ("algo.loss", GROUP_LOSSES, a.loss,
-         (GroupLossInput(x2, x2, mask, torch.tensor([True, False]), torch.ones(2, dtype=torch.long),
-                         torch.zeros(2, dtype=torch.long)),), {"num_groups": 1, "num_tokens": 2, "max_len": 2}),
-        ("algo.aggregation", AGGREGATIONS, a.aggregation, (x2, mask),
-         {"num_tokens": 2, "num_seqs": 2, "max_len": cfg.rollout.max_tokens}),
+        if loss_registry(a.loss.name) is POLICY_LOSSES
+        else (
+            "algo.loss",
+            GROUP_LOSSES,
+            a.loss,
+            (
+                GroupLossInput(
+                    x2,
+                    x2,
+                    mask,
+                    torch.tensor([True, False]),
+                    torch.ones(2, dtype=torch.long),
+                    torch.zeros(2, dtype=torch.long),
+                ),
+            ),
+            {"num_groups": 1, "num_tokens": 2, "max_len": 2},
+        ),
+        (
+            "algo.aggregation",
+            AGGREGATIONS,
+            a.aggregation,
+            (x2, mask),
+            {"num_tokens": 2, "num_seqs": 2, "max_len": cfg.rollout.max_tokens},
+        ),
         ("algo.kl", KL_ESTIMATORS, a.kl, (x2, x2), {}),
-        ("rollout.question_budget", QUESTION_BUDGETS, cfg.rollout.question_budget, (),
-         {"budget": 2, "correct_B": torch.tensor([True, False]), "len_B": torch.ones(2), "max_tokens": 2}),
-    ]  # fmt: skip
+        (
+            "rollout.question_budget",
+            QUESTION_BUDGETS,
+            cfg.rollout.question_budget,
+            (),
+            {"budget": 2, "correct_B": torch.tensor([True, False]), "len_B": torch.ones(2), "max_tokens": 2},
+        ),
+    ]
     _probe_filter("algo.filter", a.filter)
     for where, reg, spec, args, kwargs in probes:
         try:

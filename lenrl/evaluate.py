@@ -59,10 +59,21 @@ def settings_from(args: argparse.Namespace):  # -> EvalSettings
         raise LenrlError(f"--budgets must be a comma list of integers, got {args.budgets!r}") from None
     kw = {} if args.instruction is None else {"instruction": args.instruction}
     return EvalSettings(
-        n=args.n, temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens, seed=args.seed,
-        budgets=budgets, force_tokens=args.force_tokens, force_text=args.force_text, system_prompt=args.system_prompt,
-        think_prefix=args.think_prefix, max_prompt_tokens=args.max_prompt_tokens, chunk=args.chunk, extra={"reward": args.reward}, **kw,
-    )  # fmt: skip
+        n=args.n,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_tokens=args.max_tokens,
+        seed=args.seed,
+        budgets=budgets,
+        force_tokens=args.force_tokens,
+        force_text=args.force_text,
+        system_prompt=args.system_prompt,
+        think_prefix=args.think_prefix,
+        max_prompt_tokens=args.max_prompt_tokens,
+        chunk=args.chunk,
+        extra={"reward": args.reward},
+        **kw,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -121,7 +132,9 @@ def evaluate_model(model: str, label: str, out: Path, problems: dict, settings, 
             # NaN / Infinity as Python writes them; report.py reads them back
             atomic_write(out / bench / "summary.json", json.dumps(summary, indent=1))
             acc, length = summary["accuracy"]["avg@k"], summary["length"]["all"]["mean"]
-            print(f"lenrl eval: {label} {bench}: avg@{settings.n} {acc:.3f}, mean length {length:.1f} tokens", flush=True)
+            print(
+                f"lenrl eval: {label} {bench}: avg@{settings.n} {acc:.3f}, mean length {length:.1f} tokens", flush=True
+            )
     finally:
         import ray
 
@@ -146,7 +159,12 @@ def _evaluate(bench, prompts, engines, tok, settings, out: Path, model, label, a
     base = (baseline or {}).get(bench)
     with RewardRunner([RewardSpec(args.reward, params=params)], num_workers=2) as rewards:
         ev = BenchmarkEval(engines, rewards, tok, settings, extract)
-        meta = {"label": label, "model": model, "benchmark": bench, "data": args.data_map.get(bench) or _hf_source(bench)}
+        meta = {
+            "label": label,
+            "model": model,
+            "benchmark": bench,
+            "data": args.data_map.get(bench) or _hf_source(bench),
+        }
         return ev.run(prompts, out, meta=meta, aes_base=base)
 
 
@@ -168,8 +186,13 @@ def _engines(model_path: str, settings, ctx: int, args):  # -> (RolloutGroup, ac
     from lenrl.rollout.vllm_engine import VLLMEngine, engine_actor_env
     from lenrl.workers.groups import RolloutGroup
 
-    cfg = RolloutConfig(n=settings.n, max_tokens=settings.max_tokens, temperature=settings.temperature,
-                        top_p=settings.top_p, max_model_len=ctx)  # fmt: skip
+    cfg = RolloutConfig(
+        n=settings.n,
+        max_tokens=settings.max_tokens,
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        max_model_len=ctx,
+    )
     # every engine gets the same seed: per-request seeds then do not depend on the number of workers
     cls = ray.remote(num_cpus=1)(VLLMEngine).options(runtime_env={"env_vars": engine_actor_env()})
     actors = [cls.remote(model_path, cfg, dtype=args.dtype, seed=settings.seed) for _ in range(args.workers)]

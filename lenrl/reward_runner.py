@@ -154,8 +154,9 @@ class RewardRunner:
     `reward/errors`.
     """
 
-    def __init__(self, specs: Sequence[RewardSpecLike], num_workers: int = 2, timeout_s: float = 30.0,
-                 on_error: str = "raise"):
+    def __init__(
+        self, specs: Sequence[RewardSpecLike], num_workers: int = 2, timeout_s: float = 30.0, on_error: str = "raise"
+    ):
         if on_error not in ("raise", "zero"):
             raise LenrlError(f"reward on_error must be 'raise' or 'zero', got {on_error!r}")
         if not specs:
@@ -165,7 +166,7 @@ class RewardRunner:
             raise LenrlError(f"reward metric names must be unique, got {labels}")
         self.specs = list(specs)
         self.refs = [canonical_ref(s.name) for s in self.specs]
-        for spec, ref in zip(self.specs, self.refs):
+        for spec, ref in zip(self.specs, self.refs, strict=False):
             resolve_reward(ref)
             REWARDS.check_params(ref, dict(spec.params), where=f"reward {spec.name!r}")
         self.selectors = [_bind_groups(s) for s in self.specs]
@@ -208,8 +209,11 @@ class RewardRunner:
         chunks = group_chunks(x.group_id_B, self.num_workers) if n else []
         pool = self._get_pool() if n else None
         payloads = [pickle.dumps(x.select(idx)) for idx in chunks]
-        tasks = [(k, c, pool.submit(_run_chunk, ref, dict(spec.params), payloads[c]))
-                 for k, (spec, ref) in enumerate(zip(self.specs, self.refs)) for c in range(len(chunks))]
+        tasks = [
+            (k, c, pool.submit(_run_chunk, ref, dict(spec.params), payloads[c]))
+            for k, (spec, ref) in enumerate(zip(self.specs, self.refs, strict=False))
+            for c in range(len(chunks))
+        ]
         rounds = math.ceil(len(tasks) / self.num_workers)
         _, not_done = cf.wait([t[2] for t in tasks], timeout=self.timeout_s * rounds)
         if not_done:
@@ -222,8 +226,10 @@ class RewardRunner:
                 results[k, c] = fut.result()
                 continue
             idx = chunks[c][0]
-            msg = (f"reward {self.specs[k].name!r} {err} on the chunk starting at sample {idx} "
-                   f"(group {int(x.group_id_B[idx])})")
+            msg = (
+                f"reward {self.specs[k].name!r} {err} on the chunk starting at sample {idx} "
+                f"(group {int(x.group_id_B[idx])})"
+            )
             msg = " ".join(msg.split())  # one line, even when the plugin's message has several
             if self.on_error == "raise":
                 raise LenrlError(msg)
@@ -258,17 +264,18 @@ class RewardRunner:
             metrics[f"reward/{label}"] = nanmean(s_B)
             metrics.update({f"reward/{label}/{p}": nanmean(v) for p, v in parts.items()})
         score_B = torch.zeros(n, dtype=torch.float32)
-        for spec, s_B, select in zip(self.specs, scores, self.selectors):
+        for spec, s_B, select in zip(self.specs, scores, self.selectors, strict=False):
             gate = getattr(spec, "gate", "none")
-            if gate != "none" or select is not None:
-                if correct_B is None:
-                    raise LenrlError(f"reward {spec.name!r} has a gate or groups selector but no reward returns correct_B")
+            if (gate != "none" or select is not None) and correct_B is None:
+                raise LenrlError(f"reward {spec.name!r} has a gate or groups selector but no reward returns correct_B")
             if gate != "none":
                 s_B = torch.where(correct_B if gate == "correct" else ~correct_B, s_B, 0.0)
             if select is not None:  # batch-level: e.g. GRPO-λ's top-λ groups by correctness ratio
                 keep_B = select(FilterInput(score_B, correct_B, x.group_id_B))
                 s_B = torch.where(keep_B, s_B, 0.0)
-                metrics[f"reward/{metric_label(spec.name)}/groups_frac"] = float(keep_B.double().mean()) if n else math.nan
+                metrics[f"reward/{metric_label(spec.name)}/groups_frac"] = (
+                    float(keep_B.double().mean()) if n else math.nan
+                )
             score_B += (spec.weight * nan_to_zero(s_B)).float()
         return ScoredBatch(score_B, score_B > 0 if correct_B is None else correct_B, metrics)
 

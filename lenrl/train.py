@@ -90,9 +90,14 @@ def run(cfg: Config) -> int:
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     d = cfg.data
     problems = load_problems(
-        d.source, split=d.split, question_field=d.question_field, answer_field=d.answer_field,
-        limit=d.limit, seed=cfg.train.seed, difficulty=d.difficulty,
-    )  # fmt: skip
+        d.source,
+        split=d.split,
+        question_field=d.question_field,
+        answer_field=d.answer_field,
+        limit=d.limit,
+        seed=cfg.train.seed,
+        difficulty=d.difficulty,
+    )
     if d.target_len is not None:
         problems = assign_target_lengths(problems, *d.target_len, seed=cfg.train.seed)
     render = PromptRenderer(tokenizer, d.instruction, d.max_prompt_tokens, d.system_prompt)
@@ -107,21 +112,30 @@ def run(cfg: Config) -> int:
         from lenrl.trainer.sampling import BatchSampler
 
         rewards = RewardRunner(
-            cfg.rewards, num_workers=cfg.train.reward_workers, timeout_s=cfg.train.reward_timeout_s,
+            cfg.rewards,
+            num_workers=cfg.train.reward_workers,
+            timeout_s=cfg.train.reward_timeout_s,
             on_error=cfg.train.reward_on_error,
-        )  # fmt: skip
+        )
         engines, learners = build_actors(cfg, model_path)
         with rewards, RunDir(cfg) as run_dir:
             print(f"lenrl: run directory {run_dir.path}", flush=True)
             sampler = BatchSampler(
-                cfg, PromptStream(prompts, cfg.train.seed), engines, rewards, render=render,
+                cfg,
+                PromptStream(prompts, cfg.train.seed),
+                engines,
+                rewards,
+                render=render,
                 budgets=question_budgets(cfg, model_path),
-            )  # fmt: skip
+            )
             result = train(
-                cfg, run_dir, sampler, learners,
+                cfg,
+                run_dir,
+                sampler,
+                learners,
                 pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
                 model_path=model_path,
-            )  # fmt: skip
+            )
     finally:
         if started:
             import ray
@@ -165,9 +179,13 @@ def build_actors(cfg: Config, model_path: str):  # -> tuple[RolloutGroup, Learne
     ]
     learners = [
         learner_cls.remote(
-            model_path, cfg.algo, cfg.train, dtype=cfg.model.dtype, temperature=cfg.rollout.temperature,
+            model_path,
+            cfg.algo,
+            cfg.train,
+            dtype=cfg.model.dtype,
+            temperature=cfg.rollout.temperature,
             max_len=cfg.rollout.max_tokens,
-        )  # fmt: skip
+        )
         for _ in range(r.learners)
     ]
     ray.get([e.__ray_ready__.remote() for e in engines + learners])

@@ -75,8 +75,9 @@ def targets(x: RewardInput, key: str | None, reward: str, what: str) -> torch.Te
     return t
 
 
-def group_stat(v_B: torch.Tensor, group_id_B: torch.Tensor, reduce: str,
-               mask_B: torch.Tensor | None = None) -> torch.Tensor:
+def group_stat(
+    v_B: torch.Tensor, group_id_B: torch.Tensor, reduce: str, mask_B: torch.Tensor | None = None
+) -> torch.Tensor:
     """Per-sample value of `reduce` ("amin", "amax", "mean", "std" (population), "count") of `v_B` over
     the sample's group, restricted to `mask_B` where given. Groups with no masked member give NaN
     (0 for "count"). Shapes: v_B, group_id_B, mask_B (B,) -> (B,) float64."""

@@ -75,7 +75,7 @@ def _check_tags(tags: Sequence[str]) -> None:
 def _in_order(text: str, prompt: str, tags: Sequence[str]) -> bool:
     """Each tag's pair closes before the next one's opens (so `<think>` then `<answer>`, no nesting)."""
     spans = [_tag_span(text, prompt, t) for t in tags]
-    return all(a[1] < b[0] for a, b in zip(spans, spans[1:]))
+    return all(a[1] < b[0] for a, b in zip(spans, spans[1:], strict=False))
 
 
 @register_reward("format")

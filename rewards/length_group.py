@@ -29,8 +29,10 @@ from rewards._length import (
     grade,
     group_stat,
     lengths,
-    reward_output as _out,
     targets,
+)
+from rewards._length import (
+    reward_output as _out,
 )
 from rewards.format import answer_parsable, sympy_valid, tag_well_formed
 
@@ -222,7 +224,7 @@ def difficulty_truncation(
     c = grade(x, fallback, require_think_close)
     p = group_stat(c.double(), x.group_id_B, "mean")
     frac = torch.ones_like(p)
-    for t, f in zip(thresholds, cap_fractions):  # ascending: the last threshold met wins
+    for t, f in zip(thresholds, cap_fractions, strict=False):  # ascending: the last threshold met wins
         frac = torch.where(p >= t, torch.full_like(p, f), frac)
     cap = frac * x.budget_B.double()
     over = (x.response_len_B.double() > cap) & ~x.truncated_B.bool()

@@ -32,8 +32,10 @@ from rewards._length import (
     check_range,
     grade,
     lengths,
-    reward_output as _out,
     targets,
+)
+from rewards._length import (
+    reward_output as _out,
 )
 
 

@@ -139,9 +139,7 @@ def is_equivalent(pred: str, gold: str) -> bool:
 
 
 @register_reward("math_correct")
-def math_correct(
-    x: RewardInput, *, fallback: str = "none", require_think_close: bool = False
-) -> RewardOutput:
+def math_correct(x: RewardInput, *, fallback: str = "none", require_think_close: bool = False) -> RewardOutput:
     """1.0 if the extracted final answer is equivalent to the reference answer, else 0.0."""
     _check_fallback(fallback)
     scores, boxed = [], []

@@ -25,7 +25,7 @@ def length(x: RewardInput, *, scale: float = 1.0) -> RewardOutput:
 def group_whole(x: RewardInput) -> RewardOutput:
     """1.0 where this chunk holds the sample's whole group (meta "group_size"); part "chunk" = chunk size."""
     counts = Counter(x.group_id_B.tolist())
-    whole = [float(counts[g] == m["group_size"]) for g, m in zip(x.group_id_B.tolist(), x.meta)]
+    whole = [float(counts[g] == m["group_size"]) for g, m in zip(x.group_id_B.tolist(), x.meta, strict=False)]
     return RewardOutput(score_B=torch.tensor(whole), parts={"chunk": torch.full((len(x),), float(len(x)))})
 
 
@@ -59,4 +59,4 @@ def even_majority(x: RewardInput) -> RewardOutput:
 
 def trl_style_length(prompts, completions, completion_ids, **kwargs):
     """A plain TRL reward function, unchanged: -len/10, None where the dataset column `skip` is set."""
-    return [None if skip else -len(ids) / 10 for ids, skip in zip(completion_ids, kwargs["skip"])]
+    return [None if skip else -len(ids) / 10 for ids, skip in zip(completion_ids, kwargs["skip"], strict=False)]

@@ -13,8 +13,12 @@ REPO = Path(__file__).resolve().parents[1]
 def run_train(*args, cwd, env=None):
     return subprocess.run(
         [sys.executable, str(REPO / "lenrl" / "train.py"), *args],
-        cwd=cwd, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})},
-    )  # fmt: skip
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def assert_one_line_error(p, *fragments):

@@ -28,8 +28,13 @@ class Spec:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-def make_input(group_ids: list[int], lens: list[int] | None = None, meta: list[dict] | None = None,
-               completions: list[str] | None = None, answers: list[str] | None = None) -> RewardInput:
+def make_input(
+    group_ids: list[int],
+    lens: list[int] | None = None,
+    meta: list[dict] | None = None,
+    completions: list[str] | None = None,
+    answers: list[str] | None = None,
+) -> RewardInput:
     n = len(group_ids)
     sizes = {g: group_ids.count(g) for g in group_ids}
     meta = meta or [{} for _ in range(n)]
@@ -38,7 +43,7 @@ def make_input(group_ids: list[int], lens: list[int] | None = None, meta: list[d
         completions=completions or ["c"] * n,
         completion_ids=[[1, 2]] * n,
         answers=answers or ["1"] * n,
-        meta=[{"group_size": sizes[g], **m} for g, m in zip(group_ids, meta)],
+        meta=[{"group_size": sizes[g], **m} for g, m in zip(group_ids, meta, strict=False)],
         response_len_B=torch.tensor(lens or [2] * n),
         think_len_B=torch.zeros(n, dtype=torch.long),
         truncated_B=torch.zeros(n, dtype=torch.bool),
@@ -69,7 +74,7 @@ LENS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
 
 def expected_scores(ok: list[bool]) -> torch.Tensor:
     """length*0.5 - 3 + maybe_nan*10 (NaN -> 0 where i % 3 == 0) + 100 where misbehave succeeded."""
-    rows = enumerate(zip(LENS, ok))
+    rows = enumerate(zip(LENS, ok, strict=False))
     return torch.tensor([0.5 * 2.0 * n - 3.0 + (0.0 if i % 3 == 0 else 20.0) + 100.0 * o for i, (n, o) in rows])
 
 

@@ -8,9 +8,20 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-LIGHT = ["lenrl.algos", "lenrl.reward", "lenrl.config", "lenrl.records", "lenrl.trainer.learner",
-         "lenrl.trainer.loop", "lenrl.data.loaders", "lenrl.data.prompts", "rewards", "lenrl.reward_runner",
-         "lenrl.eval.metrics", "lenrl.trainer.sampling"]  # fmt: skip
+LIGHT = [
+    "lenrl.algos",
+    "lenrl.reward",
+    "lenrl.config",
+    "lenrl.records",
+    "lenrl.trainer.learner",
+    "lenrl.trainer.loop",
+    "lenrl.data.loaders",
+    "lenrl.data.prompts",
+    "rewards",
+    "lenrl.reward_runner",
+    "lenrl.eval.metrics",
+    "lenrl.trainer.sampling",
+]
 
 
 @pytest.mark.parametrize("module", LIGHT)

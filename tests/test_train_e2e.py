@@ -18,19 +18,32 @@ pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.vllm]
 def run_train(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(REPO / "lenrl" / "train.py"), *args],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_two_step_grpo_run_writes_every_output(tiny_model_dir, tmp_path):
     p = run_train(
-        "--algo", "grpo", f"model.name={tiny_model_dir}", "train.steps=2", "train.prompts_per_step=2",
-        "rollout.n=3", "rollout.max_tokens=16", "train.lr=1e-3", "train.micro_batch_size=4",
-        "algo.kl_coef=0.04", f"output.dir={tmp_path}", "output.name=run", "data.limit=50",
+        "--algo",
+        "grpo",
+        f"model.name={tiny_model_dir}",
+        "train.steps=2",
+        "train.prompts_per_step=2",
+        "rollout.n=3",
+        "rollout.max_tokens=16",
+        "train.lr=1e-3",
+        "train.micro_batch_size=4",
+        "algo.kl_coef=0.04",
+        f"output.dir={tmp_path}",
+        "output.name=run",
+        "data.limit=50",
         # a random tiny model is never correct: a reward from a user file gives the update a signal
         f'rewards=[{{name: math_correct}}, {{name: "{REPO}/tests/reward_plugins.py:even_tokens"}}]',
         cwd=tmp_path,
-    )  # fmt: skip
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     run = tmp_path / "run"
     assert f"outputs in {run}" in p.stdout
@@ -42,9 +55,22 @@ def test_two_step_grpo_run_writes_every_output(tiny_model_dir, tmp_path):
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2]
     for r in rows:
-        for key in ("reward/mean", "reward/accuracy", "len/mean", "len/p90", "len/truncated_frac", "actor/loss",
-                    "actor/kl_ref", "actor/entropy", "time/step_s", "time/gen_tokens_per_s", "sync/weight_version",
-                    "sync/logp_abs_gap", "reward/math_correct", "reward/even_tokens"):  # fmt: skip
+        for key in (
+            "reward/mean",
+            "reward/accuracy",
+            "len/mean",
+            "len/p90",
+            "len/truncated_frac",
+            "actor/loss",
+            "actor/kl_ref",
+            "actor/entropy",
+            "time/step_s",
+            "time/gen_tokens_per_s",
+            "sync/weight_version",
+            "sync/logp_abs_gap",
+            "reward/math_correct",
+            "reward/even_tokens",
+        ):
             assert key in r, key
         assert 0 < r["len/mean"] <= 16 and r["len/p90"] <= 16
         assert r["sync/logp_abs_gap"] < 1e-3  # engine and learner agree on the weights they sampled with
@@ -74,12 +100,23 @@ def test_every_preset_runs_two_steps(algo, tiny_model_dir, tmp_path):
     n_rewards = len(load_config(algo).rewards)
     code = main(
         [
-            "--algo", algo, f"model.name={tiny_model_dir}", "train.steps=2", "train.prompts_per_step=2",
-            "rollout.n=4", "rollout.max_tokens=12", "train.lr=1e-3", "algo.filter_max_draws=2",
-            "data.limit=40", f"output.dir={tmp_path}", "output.name=run", "rewards.0.name=" + PLUGIN,
-            "rewards.0.params={}", *PRESET_OVERRIDES.get(algo, []),
+            "--algo",
+            algo,
+            f"model.name={tiny_model_dir}",
+            "train.steps=2",
+            "train.prompts_per_step=2",
+            "rollout.n=4",
+            "rollout.max_tokens=12",
+            "train.lr=1e-3",
+            "algo.filter_max_draws=2",
+            "data.limit=40",
+            f"output.dir={tmp_path}",
+            "output.name=run",
+            "rewards.0.name=" + PLUGIN,
+            "rewards.0.params={}",
+            *PRESET_OVERRIDES.get(algo, []),
         ]
-    )  # fmt: skip
+    )
     assert code == 0
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["sync/weight_version"] for r in rows] == [1, 2] and n_rewards >= 1

@@ -1,6 +1,6 @@
 """Regenerate the README's algorithm table from the registries (`lenrl algos`):
 
-    python tools/update_readme_table.py
+python tools/update_readme_table.py
 """
 
 from pathlib import Path

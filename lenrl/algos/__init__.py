@@ -12,6 +12,16 @@ from lenrl.algos.kl import KL_ESTIMATORS
 from lenrl.algos.policy_losses import POLICY_LOSSES, LossInput
 
 __all__ = [
-    "ADVANTAGES", "AGGREGATIONS", "BUDGET_SCHEDULES", "GROUP_FILTERS", "GROUP_LOSSES", "KL_ESTIMATORS", "POLICY_LOSSES",
-    "QUESTION_BUDGETS", "AdvantageInput", "FilterInput", "GroupLossInput", "LossInput",
-]  # fmt: skip
+    "ADVANTAGES",
+    "AGGREGATIONS",
+    "BUDGET_SCHEDULES",
+    "GROUP_FILTERS",
+    "GROUP_LOSSES",
+    "KL_ESTIMATORS",
+    "POLICY_LOSSES",
+    "QUESTION_BUDGETS",
+    "AdvantageInput",
+    "FilterInput",
+    "GroupLossInput",
+    "LossInput",
+]

@@ -77,9 +77,15 @@ def no_question_budget(*, budget: int, correct_B: torch.Tensor, len_B: torch.Ten
 
 @QUESTION_BUDGETS.register("palu")
 def palu(
-    *, budget: int, correct_B: torch.Tensor, len_B: torch.Tensor, max_tokens: int, threshold: float = 0.8,
-    tau: float = 0.5, min_budget: int = 1,
-) -> int:  # fmt: skip
+    *,
+    budget: int,
+    correct_B: torch.Tensor,
+    len_B: torch.Tensor,
+    max_tokens: int,
+    threshold: float = 0.8,
+    tau: float = 0.5,
+    min_budget: int = 1,
+) -> int:
     """PALU, Performance-Aware Length Updating (Gao et al., arXiv 2510.10168, §4; algorithms.md §4.2).
 
     R̂_q = mean(c) over the question's rollouts (the off-policy pass rate of its last visit);
@@ -90,7 +96,9 @@ def palu(
     Shapes: correct_B bool [G], len_B [G] -> int.
     """
     if not 0 < threshold <= 1 or not 0 <= tau <= 1 or min_budget < 1:
-        raise ValueError(f"palu: need 0 < threshold <= 1, 0 <= tau <= 1, min_budget >= 1; got {threshold}, {tau}, {min_budget}")
+        raise ValueError(
+            f"palu: need 0 < threshold <= 1, 0 <= tau <= 1, min_budget >= 1; got {threshold}, {tau}, {min_budget}"
+        )
     correct_B = correct_B.bool()
     if correct_B.numel() == 0 or float(correct_B.double().mean()) < threshold:
         return max_tokens

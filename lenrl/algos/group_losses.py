@@ -47,9 +47,16 @@ def drpo_weights(len_B: torch.Tensor, *, max_len: int, lam: float) -> torch.Tens
 
 @GROUP_LOSSES.register("drpo")
 def drpo(
-    x: GroupLossInput, *, num_groups: int, num_tokens: int, max_len: int, lam: float = 0.1, tau: float = 10.0,
-    delta: float = 1e-4, beta: float = 1e3,
-) -> tuple[torch.Tensor, dict[str, float]]:  # fmt: skip
+    x: GroupLossInput,
+    *,
+    num_groups: int,
+    num_tokens: int,
+    max_len: int,
+    lam: float = 0.1,
+    tau: float = 10.0,
+    delta: float = 1e-4,
+    beta: float = 1e3,
+) -> tuple[torch.Tensor, dict[str, float]]:
     """DRPO (Li, Chen, Lin, Yang; arXiv 2510.04474, ICLR 2026; code `compute_policy_loss_drpo`): correct
     responses weighted by exp((1 - |o|/C)/λ) within their group, wrong ones through τ·log-sum-exp, and a
     KL(π_old‖π) hinge trust region.

@@ -32,8 +32,18 @@ import random
 from lenrl.errors import LenrlError
 from lenrl.records import Problem
 
-NAMES = [("Tom", "he"), ("Ann", "she"), ("Maria", "she"), ("Liam", "he"), ("Sara", "she"),
-         ("Omar", "he"), ("Mei", "she"), ("Jack", "he"), ("Nina", "she"), ("Ravi", "he")]
+NAMES = [
+    ("Tom", "he"),
+    ("Ann", "she"),
+    ("Maria", "she"),
+    ("Liam", "he"),
+    ("Sara", "she"),
+    ("Omar", "he"),
+    ("Mei", "she"),
+    ("Jack", "he"),
+    ("Nina", "she"),
+    ("Ravi", "he"),
+]
 DEFAULT_DIFFICULTY = 0
 OBJECTS = ["apples", "marbles", "stickers", "pencils", "cookies", "books", "coins", "cards", "stamps", "shells"]
 
@@ -90,8 +100,10 @@ def _demo_problem(rng: random.Random) -> tuple[str, int, int, list[list]]:
     (name, _), (other, _) = rng.sample(NAMES, 2)
     obj = rng.choice(OBJECTS)
     a, b, start, k = rng.randint(2, 5), rng.randint(1, 5), rng.randint(2, 5), rng.randint(1, 5)
-    demo = (f"Example: {other} has {a} {obj} and buys {b} more. How many {obj} does {other} have now? "
-            f"{other} has {a} + {b} = {a + b} {obj}. The answer is \\boxed{{{a + b}}}.")
+    demo = (
+        f"Example: {other} has {a} {obj} and buys {b} more. How many {obj} does {other} have now? "
+        f"{other} has {a} + {b} = {a + b} {obj}. The answer is \\boxed{{{a + b}}}."
+    )
     task = f"{name} has {start} {obj} and buys {k} more. How many {obj} does {name} have now?"
     question = f"{demo}\n\nNow solve: {task}"
     return question, start, start + k, [["add", k]]
@@ -111,10 +123,8 @@ def _one_problem(rng: random.Random, difficulty: int) -> tuple[str, int, int, li
     opening = rng.choice(OPENINGS).format(name=name, n=start, obj=obj)
     first = _verb_phrase(rng, ops[0], friend, obj)
     # Two layouts for the first step: one sentence joined by "and", or two sentences.
-    if rng.random() < 0.5:
-        sentences = [f"{opening} and {first}."]
-    else:
-        sentences = [f"{opening}.", f"{pron.capitalize()} {first}."]
+    two = rng.random() >= 0.5
+    sentences = [f"{opening}.", f"{pron.capitalize()} {first}."] if two else [f"{opening} and {first}."]
     for op in ops[1:]:
         connector = rng.choice(CONNECTORS).format(pron=pron)
         sentences.append(f"{connector} {_verb_phrase(rng, op, friend, obj)}.")
@@ -133,10 +143,12 @@ def arith_problems(n: int, *, seed: int, difficulty: int) -> list[Problem]:
     problems = []
     for i in range(n):
         question, start, answer, ops = _one_problem(rng, difficulty)
-        problems.append(Problem(
-            id=f"arith-d{difficulty}-s{seed}-{i:06d}",
-            question=question,
-            answer=str(answer),
-            meta={"task": "arith", "difficulty": difficulty, "start": start, "ops": ops},
-        ))
+        problems.append(
+            Problem(
+                id=f"arith-d{difficulty}-s{seed}-{i:06d}",
+                question=question,
+                answer=str(answer),
+                meta={"task": "arith", "difficulty": difficulty, "start": start, "ops": ops},
+            )
+        )
     return problems

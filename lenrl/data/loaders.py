@@ -48,9 +48,7 @@ def load_problems(
         rows = _jsonl_rows(path) if suffix == ".jsonl" else _parquet_rows(path)
         return _to_problems(rows, path.name, str(path), fields, limit)
     if path.exists():
-        raise LenrlError(
-            f"unsupported data file {source}: expected .jsonl or .parquet (or 'arith' or a HF dataset id)"
-        )
+        raise LenrlError(f"unsupported data file {source}: expected .jsonl or .parquet (or 'arith' or a HF dataset id)")
     rows = _hf_rows(source, split, hf_config)
     return _to_problems(rows, f"{source}[{split}]", f"{source}[{split}]", fields, limit)
 

@@ -44,9 +44,13 @@ class PromptRenderer:
 
     def __call__(self, problems: Sequence[Problem], budgets: Sequence[int] | int | None = None) -> list[Prompt]:
         return render_prompts(
-            problems, self.tokenizer, instruction=self.instruction, max_prompt_tokens=self.max_prompt_tokens,
-            system_prompt=self.system_prompt, budgets=budgets,
-        )  # fmt: skip
+            problems,
+            self.tokenizer,
+            instruction=self.instruction,
+            max_prompt_tokens=self.max_prompt_tokens,
+            system_prompt=self.system_prompt,
+            budgets=budgets,
+        )
 
 
 def fill_instruction(instruction: str, problem: Problem, budget: int | None) -> str:
@@ -79,16 +83,17 @@ def render_prompts(
     has_template = getattr(tokenizer, "chat_template", None) is not None
     per = budgets if budgets is None or isinstance(budgets, Sequence) else [budgets] * len(problems)
     texts = [
-        _render_text(p, tokenizer, fill_instruction(instruction, p, None if per is None else per[i]), system_prompt,
-                     has_template)
+        _render_text(
+            p, tokenizer, fill_instruction(instruction, p, None if per is None else per[i]), system_prompt, has_template
+        )
         for i, p in enumerate(problems)
-    ]  # fmt: skip
+    ]
     if not texts:
         return []
     # One batched call: the fast (Rust) tokenizer can use several threads; 10k prompts take a few seconds.
     ids_list = tokenizer(texts, add_special_tokens=not has_template)["input_ids"]
     prompts = []
-    for problem, text, ids in zip(problems, texts, ids_list):
+    for problem, text, ids in zip(problems, texts, ids_list, strict=False):
         if len(ids) > max_prompt_tokens:
             raise LenrlError(
                 f"problem {problem.id}: prompt is {len(ids)} tokens, "

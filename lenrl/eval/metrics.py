@@ -295,9 +295,15 @@ def shortest_fraction_accuracy(
 
 
 def aes(
-    acc: float, length: float, base_acc: float, base_length: float, *, alpha: float = 1.0, beta: float = 3.0,
+    acc: float,
+    length: float,
+    base_acc: float,
+    base_length: float,
+    *,
+    alpha: float = 1.0,
+    beta: float = 3.0,
     gamma: float = 5.0,
-) -> float:  # fmt: skip
+) -> float:
     """Accuracy-Efficiency Score of a model against its base (algorithms.md §11.3, DRPO/PALU lineage).
 
     dL = (L_base - L) / L_base,  dA = (A - A_base) / A_base,

@@ -30,8 +30,9 @@ def number(v: object) -> float | None:
 def budget_points(summary: dict | None) -> list[dict]:
     """`budget_curve` points that have a numeric budget, by increasing budget; absent -> []."""
     curve = (summary or {}).get("budget_curve") or []
-    return sorted((p for p in curve if isinstance(p, dict) and number(p.get("budget")) is not None),
-                  key=lambda p: p["budget"])  # fmt: skip
+    return sorted(
+        (p for p in curve if isinstance(p, dict) and number(p.get("budget")) is not None), key=lambda p: p["budget"]
+    )
 
 
 def file_stems(names: Sequence[str]) -> dict[str, str]:
@@ -73,9 +74,11 @@ def benchmark_pngs(summary: dict, slug: str, samples: tuple[np.ndarray, np.ndarr
     return {
         f"accuracy_vs_budget_{slug}.png": accuracy_vs_budget_png(
             f"{title}: accuracy vs budget", budgets, trunc, force, accuracy_and_length(summary)[0]
-        ) if budgets else None,
+        )
+        if budgets
+        else None,
         f"length_hist_{slug}.png": length_hist_png(f"{title}: response lengths", *samples) if samples else None,
-    }  # fmt: skip
+    }
 
 
 def comparison_pngs(bench: str, slug: str, labels: Sequence[str], summaries: Sequence[dict | None]) -> dict:
@@ -88,13 +91,15 @@ def comparison_pngs(bench: str, slug: str, labels: Sequence[str], summaries: Seq
         if acc is not None and length is not None:
             points.append((i, label, length, acc))
     return {
-        f"compare_accuracy_vs_budget_{slug}.png": compare_accuracy_vs_budget_png(
-            f"{bench}: accuracy vs budget", curves
-        ) if any(c[1] for c in curves) else None,
+        f"compare_accuracy_vs_budget_{slug}.png": compare_accuracy_vs_budget_png(f"{bench}: accuracy vs budget", curves)
+        if any(c[1] for c in curves)
+        else None,
         f"compare_accuracy_vs_length_{slug}.png": compare_accuracy_vs_length_png(
             f"{bench}: accuracy vs mean length", points
-        ) if points else None,
-    }  # fmt: skip
+        )
+        if points
+        else None,
+    }
 
 
 def _pyplot():

@@ -248,10 +248,15 @@ def _main_table(summaries: list[dict]) -> list[str]:
 def _budget_table(s: dict) -> list[str]:
     header = ["budget", "truncation acc (%)", "forcing acc (%)", "mean tokens (truncation)", "mean tokens (forcing)"]
     rows = [
-        [_plain(p["budget"]), _pct(p.get("truncation")), _pct(p.get("forcing")),
-         _tok(p.get("mean_tokens_truncation")), _tok(p.get("mean_tokens_forcing"))]
+        [
+            _plain(p["budget"]),
+            _pct(p.get("truncation")),
+            _pct(p.get("forcing")),
+            _tok(p.get("mean_tokens_truncation")),
+            _tok(p.get("mean_tokens_forcing")),
+        ]
         for p in budget_points(s)
-    ]  # fmt: skip
+    ]
     return _table(header, rows)
 
 
@@ -323,8 +328,10 @@ def _comparison_markdown(models: list[_Model], benches: list[str], slugs: dict[s
     ]
     for bench in benches:
         lines += ["", f"## {bench}", ""] + _comparison_table(models, bench)
-        for stem, alt in (("compare_accuracy_vs_budget", "accuracy vs budget"),
-                          ("compare_accuracy_vs_length", "accuracy vs mean length")):  # fmt: skip
+        for stem, alt in (
+            ("compare_accuracy_vs_budget", "accuracy vs budget"),
+            ("compare_accuracy_vs_length", "accuracy vs mean length"),
+        ):
             if f"{stem}_{slugs[bench]}.png" in drawn:
                 lines += ["", f"![{alt}: {bench}](plots/{stem}_{slugs[bench]}.png)"]
     return "\n".join(lines) + "\n"
@@ -353,10 +360,17 @@ def _comparison_table(models: list[_Model], bench: str) -> list[str]:
         pass_cell = _pct(_keyed(_get(s, "accuracy", "pass@k")).get(k)) if k is not None else DASH
         if k is not None and not same_k:
             pass_cell += f" (k={k})"
-        rows.append([
-            _cell(m.label), _pct(_get(s, "accuracy", "avg@k")), pass_cell, _tok(_get(s, "length", "all", "mean")),
-            _pct(_get(s, "truncation_rate")), _tok(_get(s, "tokens_per_correct")), _aes_cell(s, base),
-        ])  # fmt: skip
+        rows.append(
+            [
+                _cell(m.label),
+                _pct(_get(s, "accuracy", "avg@k")),
+                pass_cell,
+                _tok(_get(s, "length", "all", "mean")),
+                _pct(_get(s, "truncation_rate")),
+                _tok(_get(s, "tokens_per_correct")),
+                _aes_cell(s, base),
+            ]
+        )
     aes_header = f"AES vs {_cell(models[0].label)}"
     return _table(["model", "avg@k (%)", pass_header, "mean len", "trunc. (%)", "tok/✓", aes_header], rows)
 

@@ -71,7 +71,7 @@ class EvalSettings:
         if self.temperature == 0 and self.n != 1:  # vLLM refuses it; greedy samples would all be the same anyway
             raise LenrlError(f"eval with --temperature 0 (greedy) needs --n 1, got --n {self.n}")
         b = list(self.budgets)
-        if any(not isinstance(x, int) or x <= 0 for x in b) or any(y <= x for x, y in zip(b, b[1:])):
+        if any(not isinstance(x, int) or x <= 0 for x in b) or any(y <= x for x, y in zip(b, b[1:], strict=False)):
             raise LenrlError(f"--budgets must be strictly increasing positive integers, got {b}")
         if b and b[-1] > self.max_tokens:
             raise LenrlError(f"--budgets: the largest budget {b[-1]} exceeds --max-tokens {self.max_tokens}")
@@ -99,8 +99,7 @@ class BenchmarkEval:
     """One model x one benchmark. `prompts[i]` is question i, rendered; its group id is i (seeds stay put
     when the run is chunked differently or resumed)."""
 
-    def __init__(self, engine: Engine, rewards: RewardRunner, tokenizer: Any, settings: EvalSettings,
-                 extract: Any):  # fmt: skip
+    def __init__(self, engine: Engine, rewards: RewardRunner, tokenizer: Any, settings: EvalSettings, extract: Any):
         self.engine, self.rewards, self.tok, self.s = engine, rewards, tokenizer, settings
         self.extract = extract  # text -> normalised final answer or None (majority voting)
         self.force_ids = tokenizer(settings.forcing, add_special_tokens=False)["input_ids"]
@@ -145,22 +144,36 @@ class BenchmarkEval:
         for r, (score, correct) in zip(rollouts, scored, strict=True):
             j = sample_no[r.group_id] = sample_no.get(r.group_id, -1) + 1
             p = by_gid[r.group_id]
-            records.append(SampleRecord(
-                qid=p.problem.id, sample=j, seed=request_seed(s.seed, 0, r.group_id), prompt_tokens=len(p.token_ids),
-                response_len=r.response_len, think_len=r.think_len, finish_reason=r.finish_reason,
-                truncated=r.truncated, score=score, correct=correct, answer=self.extract(r.text), text=r.text,
-            ))  # fmt: skip
+            records.append(
+                SampleRecord(
+                    qid=p.problem.id,
+                    sample=j,
+                    seed=request_seed(s.seed, 0, r.group_id),
+                    prompt_tokens=len(p.token_ids),
+                    response_len=r.response_len,
+                    think_len=r.think_len,
+                    finish_reason=r.finish_reason,
+                    truncated=r.truncated,
+                    score=score,
+                    correct=correct,
+                    answer=self.extract(r.text),
+                    text=r.text,
+                )
+            )
         return self._force(records, rollouts, by_gid, prog) if s.budgets else records
 
     def _score(self, rollouts: list[Rollout], by_gid: dict[int, Prompt]) -> list[tuple[float, bool]]:
         rows = [by_gid[r.group_id] for r in rollouts]
-        out = self.rewards.score(reward_input_from_rollouts(
-            rollouts, [p.text for p in rows], [p.problem.answer for p in rows], [p.problem.meta for p in rows]
-        ))  # fmt: skip
+        out = self.rewards.score(
+            reward_input_from_rollouts(
+                rollouts, [p.text for p in rows], [p.problem.answer for p in rows], [p.problem.meta for p in rows]
+            )
+        )
         return [(float(a), bool(b)) for a, b in zip(out.score_B.tolist(), out.correct_B.tolist(), strict=True)]
 
-    def _force(self, records: list[SampleRecord], rollouts: list[Rollout], by_gid: dict[int, Prompt],
-               prog: Progress) -> list[SampleRecord]:  # fmt: skip
+    def _force(
+        self, records: list[SampleRecord], rollouts: list[Rollout], by_gid: dict[int, Prompt], prog: Progress
+    ) -> list[SampleRecord]:
         """Budget forcing: one short continuation per (sample, budget) the sample had not finished within."""
         forced: list[dict[str, Forced]] = [{} for _ in records]
         for bi, b in enumerate(self.s.budgets):
@@ -178,7 +191,9 @@ class BenchmarkEval:
             prog.seconds_generate += stats.seconds
             prog.tokens += stats.tokens
             conts = {o.group_id: o for o in outs}
-            joined = [self._joined(rollouts[k], pre, conts[g], b) for g, k, pre in zip(gids, need, prefixes, strict=True)]
+            joined = [
+                self._joined(rollouts[k], pre, conts[g], b) for g, k, pre in zip(gids, need, prefixes, strict=True)
+            ]
             scored = self._score(joined, {g: by_gid[rollouts[k].group_id] for g, k in zip(gids, need, strict=True)})
             for k, j, (_, ok) in zip(need, joined, scored, strict=True):
                 forced[k][str(b)] = Forced(correct=ok, tokens=j.response_len)
@@ -189,6 +204,12 @@ class BenchmarkEval:
         sample's position (unique per budget), so group-relative rewards see it alone."""
         text = self.tok.decode(prefix, skip_special_tokens=True) + self.s.forcing + cont.text
         return replace(
-            r, group_id=cont.group_id, response_ids=prefix + self.force_ids + cont.response_ids,
-            sampler_logprobs=[], finish_reason=cont.finish_reason, budget=budget, think_len=0, text=text,
-        )  # fmt: skip
+            r,
+            group_id=cont.group_id,
+            response_ids=prefix + self.force_ids + cont.response_ids,
+            sampler_logprobs=[],
+            finish_reason=cont.finish_reason,
+            budget=budget,
+            think_len=0,
+            text=text,
+        )

@@ -26,7 +26,9 @@ def ks(n: int) -> list[int]:
     return out + [n]
 
 
-def summarize(questions: list[list[SampleRecord]], budgets: list[int], *, aes_base: dict | None = None) -> dict[str, Any]:
+def summarize(
+    questions: list[list[SampleRecord]], budgets: list[int], *, aes_base: dict | None = None
+) -> dict[str, Any]:
     """The summary of `questions` (each the n records of one question, ordered by sample index).
 
     `aes_base`: {"label", "accuracy", "length"} of a baseline run on the same benchmark, for AES."""
@@ -46,8 +48,10 @@ def summarize(questions: list[list[SampleRecord]], budgets: list[int], *, aes_ba
             "pass@k": {str(k): M.mean_pass_at_k(correct_q, k) for k in ks(n)},
             "maj@k": {str(k): M.maj_at_k([[r.answer for r in q] for q in questions], correct_q, k) for k in ks(n)},
         },
-        "length": {name: vars(getattr(lengths, attr)) for name, attr in
-                   (("all", "overall"), ("correct", "correct"), ("incorrect", "incorrect"))},  # fmt: skip
+        "length": {
+            name: vars(getattr(lengths, attr))
+            for name, attr in (("all", "overall"), ("correct", "correct"), ("incorrect", "incorrect"))
+        },
         "spans": vars(spans),
         "truncation_rate": M.truncation_rate(np.array([r.truncated for r in flat])),
         "tokens_per_correct": M.tokens_per_correct(len_B, correct_B),
@@ -67,17 +71,21 @@ def budget_curve(flat: list[SampleRecord], budgets: list[int]) -> list[dict[str,
     if not budgets:
         return []
     len_B = np.array([r.response_len for r in flat])
-    trunc = M.accuracy_vs_budget(len_B, np.array([r.correct for r in flat]), np.array([r.finished for r in flat]), budgets)
+    trunc = M.accuracy_vs_budget(
+        len_B, np.array([r.correct for r in flat]), np.array([r.finished for r in flat]), budgets
+    )
     rows = []
     for b, acc_t in zip(budgets, trunc, strict=True):
         forced = [r.at_budget(b) for r in flat]
-        rows.append({
-            "budget": b,
-            "truncation": float(acc_t),
-            "forcing": float(np.mean([c for c, _ in forced])),
-            "mean_tokens_truncation": float(np.minimum(len_B, b).mean()),
-            "mean_tokens_forcing": float(np.mean([t for _, t in forced])),
-        })  # fmt: skip
+        rows.append(
+            {
+                "budget": b,
+                "truncation": float(acc_t),
+                "forcing": float(np.mean([c for c, _ in forced])),
+                "mean_tokens_truncation": float(np.minimum(len_B, b).mean()),
+                "mean_tokens_forcing": float(np.mean([t for _, t in forced])),
+            }
+        )
     return rows
 
 

@@ -2,7 +2,8 @@
 
 Plain object: the driver wraps it with `ray.remote(...)`. The engine runs in-process
 (`VLLM_ENABLE_V1_MULTIPROCESSING=0`): it starts in ~9 s instead of 30-55 s on CPU, and
-`collective_rpc("reload_weights")` then hands the weights to the worker with no pickling (environment.md, appendix). On CPU, OpenMP threads are bound to all cores and no core is
+`collective_rpc("reload_weights")` then hands the weights to the worker with no pickling
+(environment.md, appendix). On CPU, OpenMP threads are bound to all cores and no core is
 reserved: 96 tok/s instead of 25 tok/s for the 135M model (environment.md §2).
 """
 

@@ -164,8 +164,9 @@ class Learner:
         """This micro-batch's share of the mini-batch policy loss, and its per-token clip indicator."""
         dev = logp_BT.device
         if self.group_loss:
-            x = GroupLossInput(logp_BT, old_BT, mask_BT, mb.correct_B.to(dev), mb.response_len_B.to(dev),
-                               mb.group_id_B.to(dev))  # fmt: skip
+            x = GroupLossInput(
+                logp_BT, old_BT, mask_BT, mb.correct_B.to(dev), mb.response_len_B.to(dev), mb.group_id_B.to(dev)
+            )
             loss, _ = self.loss_fn(x, num_groups=mbatch.num_groups, num_tokens=mbatch.num_tokens, max_len=self.max_len)
             return loss, torch.zeros_like(logp_BT)  # no ratio clipping: a KL trust region instead
         loss_BT, lmetrics = self.loss_fn(LossInput(logp_BT, old_BT, mb.adv_B.to(dev), mask_BT))

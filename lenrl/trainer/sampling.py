@@ -65,9 +65,15 @@ class BatchSampler:
     `budgets` holds per-question caps L_q (PALU); without it every prompt is capped at B(t)."""
 
     def __init__(
-        self, cfg: Config, prompts: PromptStream, engines: RolloutGroup, rewards: RewardRunner, *,
-        render: PromptRenderer | None = None, budgets: QuestionBudgets | None = None,
-    ):  # fmt: skip
+        self,
+        cfg: Config,
+        prompts: PromptStream,
+        engines: RolloutGroup,
+        rewards: RewardRunner,
+        *,
+        render: PromptRenderer | None = None,
+        budgets: QuestionBudgets | None = None,
+    ):
         self.cfg, self.prompts, self.engines, self.rewards = cfg, prompts, engines, rewards
         self.render = render if render is not None and render.uses_budget else None
         self.budgets = budgets or QuestionBudgets(QUESTION_BUDGETS.get("none"), "none", cfg.rollout.max_tokens)

@@ -33,9 +33,7 @@ class RolloutGroup:
             for r in rollouts:
                 by_group.setdefault(r.group_id, []).append(r)
         ordered = [r for req in requests for r in by_group[req.group_id]]
-        stats = GenerationStats(
-            seconds=max(s.seconds for _, s in results), tokens=sum(s.tokens for _, s in results)
-        )
+        stats = GenerationStats(seconds=max(s.seconds for _, s in results), tokens=sum(s.tokens for _, s in results))
         return ordered, stats
 
     def push_weights(self, weights: ray.ObjectRef, version: int) -> None:

@@ -6,7 +6,9 @@ from lenrl.algos import ADVANTAGES, AdvantageInput
 
 def _x(rewards, groups):
     r = torch.tensor(rewards, dtype=torch.float32)
-    return AdvantageInput(r, torch.tensor(groups), torch.ones(len(r), dtype=torch.long), torch.zeros(len(r), dtype=torch.bool))
+    return AdvantageInput(
+        r, torch.tensor(groups), torch.ones(len(r), dtype=torch.long), torch.zeros(len(r), dtype=torch.bool)
+    )
 
 
 def test_grpo_hand_computed():

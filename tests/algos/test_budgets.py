@@ -18,7 +18,7 @@ def test_linear_hand_computed_and_shares_endpoints_with_exponential():
     b = _schedule("linear", 8, 100, end=40, decays=3)
     assert b == [100, 100, 80, 80, 60, 60, 40, 40]
     e = _schedule("exponential", 8, 100, end=40, decays=3)
-    assert (e[0], e[-1]) == (b[0], b[-1]) and all(x <= y for x, y in zip(e, b))  # convex below linear
+    assert (e[0], e[-1]) == (b[0], b[-1]) and all(x <= y for x, y in zip(e, b, strict=False))  # convex below linear
 
 
 def test_one_decay_exponential_equals_one_decay_linear():
@@ -31,8 +31,15 @@ def test_step_decay_and_constant():
     assert _schedule("step_decay", 3, 64, gamma=1.0, every=1) == _schedule("constant", 3, 64)
 
 
-@pytest.mark.parametrize("name, params", [("exponential", {"end": 0}), ("linear", {"end": -5}),
-                                          ("step_decay", {"gamma": 0.0, "every": 1}), ("exponential", {"end": 5, "decays": 0})])  # fmt: skip
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("exponential", {"end": 0}),
+        ("linear", {"end": -5}),
+        ("step_decay", {"gamma": 0.0, "every": 1}),
+        ("exponential", {"end": 5, "decays": 0}),
+    ],
+)
 def test_bad_parameters_raise(name, params):
     with pytest.raises(ValueError):
         BUDGET_SCHEDULES.get(name)(step=0, total_steps=4, max_tokens=64, **params)

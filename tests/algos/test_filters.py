@@ -41,8 +41,10 @@ def test_top_fraction_relations_to_none_and_min_ratio():
     assert GROUP_FILTERS.get("min_ratio")(x, threshold=1.0).tolist() == [False, False, True, True] + [False] * 4
 
 
-@pytest.mark.parametrize("name,params", [("top_fraction", {"fraction": -0.1}), ("top_fraction", {"fraction": 1.5}),
-                                         ("min_ratio", {"threshold": 2.0})])  # fmt: skip
+@pytest.mark.parametrize(
+    "name,params",
+    [("top_fraction", {"fraction": -0.1}), ("top_fraction", {"fraction": 1.5}), ("min_ratio", {"threshold": 2.0})],
+)
 def test_selector_bad_parameters(name, params):
     with pytest.raises(ValueError, match=name):
         GROUP_FILTERS.get(name)(_grpo_lambda_batch(), **params)

@@ -61,8 +61,10 @@ def test_micro_batches_of_whole_groups_sum_to_the_whole():
     rows = [[-1.0, -0.5], [-2.0], [-0.3], [-1.5, -0.1], [-0.2], [-0.9, -0.4]]
     correct, lens, gids = [True, False, False, True, True, False], [2, 1, 1, 2, 1, 2], [0, 0, 0, 1, 1, 1]
     whole, _ = drpo(_x(rows, correct, lens, gids), num_groups=2, num_tokens=9, max_len=8)
-    parts = [drpo(_x(rows[s], correct[s], lens[s], gids[s]), num_groups=2, num_tokens=9, max_len=8)[0]
-             for s in (slice(0, 3), slice(3, 6))]  # fmt: skip
+    parts = [
+        drpo(_x(rows[s], correct[s], lens[s], gids[s]), num_groups=2, num_tokens=9, max_len=8)[0]
+        for s in (slice(0, 3), slice(3, 6))
+    ]
     assert whole.item() == pytest.approx(sum(p.item() for p in parts), rel=1e-6)
 
 

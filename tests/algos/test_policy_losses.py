@@ -10,7 +10,9 @@ ppo = POLICY_LOSSES.get("ppo_clip")
 
 def _x(ratios, advs):
     r = torch.tensor(ratios, dtype=torch.float64).unsqueeze(1)
-    return LossInput(r.log(), torch.zeros_like(r), torch.tensor(advs, dtype=torch.float64), torch.ones_like(r, dtype=torch.bool))
+    return LossInput(
+        r.log(), torch.zeros_like(r), torch.tensor(advs, dtype=torch.float64), torch.ones_like(r, dtype=torch.bool)
+    )
 
 
 def test_ppo_clip_hand_computed():

@@ -13,8 +13,15 @@ from lenrl.errors import LenrlError
 # The shared data folder beside the repo root; read in place, never copied into the repo.
 DATA = (Path(__file__).resolve().parents[2] / "../shared/data").resolve()
 
-ROWS = {"math500": 500, "aime24": 30, "aime25": 30, "amc23": 40,
-        "gsm8k_test": 1319, "gsm8k_train": 7473, "math_train": 11998}  # from DATA/README.md
+ROWS = {
+    "math500": 500,
+    "aime24": 30,
+    "aime25": 30,
+    "amc23": 40,
+    "gsm8k_test": 1319,
+    "gsm8k_train": 7473,
+    "math_train": 11998,
+}  # from DATA/README.md
 
 
 def write_jsonl(path: Path, lines: list[str]) -> Path:
@@ -48,17 +55,25 @@ def test_gsm8k_full_solution_as_answer_field():
 
 def test_limit_and_amc_float_answers():
     assert [p.id for p in load_problems(str(DATA / "aime24.jsonl"), limit=3)] == [
-        "aime_2024_I_01", "aime_2024_I_02", "aime_2024_I_03"]
+        "aime_2024_I_01",
+        "aime_2024_I_02",
+        "aime_2024_I_03",
+    ]
     assert load_problems(str(DATA / "amc23.jsonl"), limit=1)[0].answer == "27"
     with pytest.raises(LenrlError, match="limit"):
         load_problems(str(DATA / "aime24.jsonl"), limit=0)
 
 
 def test_numbers_ids_meta_and_blank_lines(tmp_path):
-    path = write_jsonl(tmp_path / "mine.jsonl", [
-        json.dumps({"q": "1+1?", "a": 2, "level": 1}), "", "   ",
-        json.dumps({"q": "half?", "a": 0.5, "id": 7}),
-    ])
+    path = write_jsonl(
+        tmp_path / "mine.jsonl",
+        [
+            json.dumps({"q": "1+1?", "a": 2, "level": 1}),
+            "",
+            "   ",
+            json.dumps({"q": "half?", "a": 0.5, "id": 7}),
+        ],
+    )
     a, b = load_problems(str(path), question_field="q", answer_field="a")
     assert (a.id, a.answer, a.meta) == ("mine.jsonl:1", "2", {"level": 1})
     assert (b.id, b.answer, b.meta) == ("7", "0.5", {})
@@ -91,8 +106,10 @@ def test_malformed_json_line(tmp_path):
 
 
 def test_missing_field(tmp_path):
-    path = write_jsonl(tmp_path / "f.jsonl", [json.dumps({"problem": "p", "answer": "1"}),
-                                              json.dumps({"question": "p", "answer": "1"})])
+    path = write_jsonl(
+        tmp_path / "f.jsonl",
+        [json.dumps({"problem": "p", "answer": "1"}), json.dumps({"question": "p", "answer": "1"})],
+    )
     msg = r"f\.jsonl:2: missing field 'problem' \(fields present: answer, question\)"
     with pytest.raises(LenrlError, match=msg):
         load_problems(str(path))

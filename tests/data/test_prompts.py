@@ -42,8 +42,13 @@ def test_ids_decode_and_match_plain_tokenization(smol_tokenizer, problems):
 
 
 def test_system_prompt_replaces_default(smol_tokenizer, problems):
-    (p,) = render_prompts(problems[:1], smol_tokenizer, instruction="Answer briefly.",
-                          max_prompt_tokens=256, system_prompt="You are a careful solver.")
+    (p,) = render_prompts(
+        problems[:1],
+        smol_tokenizer,
+        instruction="Answer briefly.",
+        max_prompt_tokens=256,
+        system_prompt="You are a careful solver.",
+    )
     assert p.text.startswith("<|im_start|>system\nYou are a careful solver.<|im_end|>\n")
     assert "SmolLM" not in p.text
     assert f"{problems[0].question}\nAnswer briefly.<|im_end|>" in p.text

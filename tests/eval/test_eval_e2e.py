@@ -44,15 +44,19 @@ def test_budget_curves_from_one_generation_equal_separate_capped_runs(tmp_path):
     budgets, top = (24, 48), 96
     started = init_ray(None, 1)
     try:
-        actor = ray.remote(num_cpus=1)(VLLMEngine).options(runtime_env={"env_vars": engine_actor_env()}).remote(
-            path, RolloutConfig(temperature=0.0, max_tokens=top, max_model_len=512), dtype="float32", seed=0
+        actor = (
+            ray.remote(num_cpus=1)(VLLMEngine)
+            .options(runtime_env={"env_vars": engine_actor_env()})
+            .remote(path, RolloutConfig(temperature=0.0, max_tokens=top, max_model_len=512), dtype="float32", seed=0)
         )
         engine = RolloutGroup([actor])
         with RewardRunner([RewardSpec("math_correct")], num_workers=1) as rewards:
 
             def run(max_tokens, bud, name):
                 s = EvalSettings(n=1, temperature=0.0, max_tokens=max_tokens, budgets=bud, force_tokens=8)
-                return BenchmarkEval(engine, rewards, tok, s, extract=lambda t: None).run(prompts, tmp_path / name, meta={})
+                return BenchmarkEval(engine, rewards, tok, s, extract=lambda t: None).run(
+                    prompts, tmp_path / name, meta={}
+                )
 
             long = run(top, (*budgets, top), "long")
             capped = {b: run(b, (b,), f"cap{b}") for b in budgets}
@@ -60,8 +64,10 @@ def test_budget_curves_from_one_generation_equal_separate_capped_runs(tmp_path):
         if started:
             ray.shutdown()
     curve = {row["budget"]: row for row in long["budget_curve"]}
-    records = {name: [json.loads(x) for x in (tmp_path / name / "samples.jsonl").read_text().splitlines()]
-               for name in ["long", *(f"cap{b}" for b in budgets)]}  # fmt: skip
+    records = {
+        name: [json.loads(x) for x in (tmp_path / name / "samples.jsonl").read_text().splitlines()]
+        for name in ["long", *(f"cap{b}" for b in budgets)]
+    }
     assert sum(r["correct"] and not r["truncated"] for r in records["long"]) >= 2  # the curve is not all zeros
     for b in budgets:
         # the capped run's tokens are the long run's prefix: same text, stopped at the same EOS or cut at b
@@ -84,17 +90,34 @@ def _cut_correct(records: list[dict]) -> float:
 
 
 def run_eval(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lenrl.cli", "eval", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=900)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "lenrl.cli", "eval", *args], cwd=cwd, capture_output=True, text=True, timeout=900
+    )
 
 
 def test_lenrl_eval_on_math500_and_gsm8k_slices_writes_every_output(tmp_path):
     out = tmp_path / "ev"
     p = run_eval(
-        "--benchmarks", "math500,gsm8k", "--data", f"math500={DATA / 'math500.jsonl'}",
-        "--data", f"gsm8k={DATA / 'gsm8k_test.jsonl'}", "--limit", "20", "--n", "2", "--max-tokens", "32",
-        "--budgets", "8,16,32", "--force-tokens", "8", "--out", str(out), cwd=tmp_path,
-    )  # fmt: skip
+        "--benchmarks",
+        "math500,gsm8k",
+        "--data",
+        f"math500={DATA / 'math500.jsonl'}",
+        "--data",
+        f"gsm8k={DATA / 'gsm8k_test.jsonl'}",
+        "--limit",
+        "20",
+        "--n",
+        "2",
+        "--max-tokens",
+        "32",
+        "--budgets",
+        "8,16,32",
+        "--force-tokens",
+        "8",
+        "--out",
+        str(out),
+        cwd=tmp_path,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     report = (out / "report.md").read_text()
     for bench in ("math500", "gsm8k"):
@@ -133,11 +156,34 @@ def test_two_models_in_one_command_write_a_comparison(tmp_path, tiny_model_dir):
     summary = {"benchmark": "gsm8k", "label": "base", "accuracy": {"avg@k": 0.5}, "length": {"all": {"mean": 40.0}}}
     (base / "summary.json").write_text(json.dumps(summary))
     p = run_eval(
-        "--baseline", str(tmp_path / "base"),
-        "--model", "embedded:smollm2-135m", "--model", str(tiny_model_dir), "--label", "smol", "--label", "tiny",
-        "--benchmarks", "gsm8k", "--data", str(DATA / "gsm8k_test.jsonl"), "--limit", "2", "--n", "1",
-        "--max-tokens", "16", "--budgets", "8,16", "--force-tokens", "4", "--out", str(out), cwd=tmp_path,
-    )  # fmt: skip
+        "--baseline",
+        str(tmp_path / "base"),
+        "--model",
+        "embedded:smollm2-135m",
+        "--model",
+        str(tiny_model_dir),
+        "--label",
+        "smol",
+        "--label",
+        "tiny",
+        "--benchmarks",
+        "gsm8k",
+        "--data",
+        str(DATA / "gsm8k_test.jsonl"),
+        "--limit",
+        "2",
+        "--n",
+        "1",
+        "--max-tokens",
+        "16",
+        "--budgets",
+        "8,16",
+        "--force-tokens",
+        "4",
+        "--out",
+        str(out),
+        cwd=tmp_path,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     cmp = (out / "comparison.md").read_text()
     assert "| smol |" in cmp and "| tiny |" in cmp
@@ -161,10 +207,30 @@ def test_two_workers_split_the_questions_and_give_what_one_worker_gives(tmp_path
     for workers in (1, 2):
         out = tmp_path / f"w{workers}"
         p = run_eval(
-            "--model", str(tiny_model_dir), "--benchmarks", "gsm8k", "--data", str(DATA / "gsm8k_test.jsonl"),
-            "--limit", "6", "--n", "1", "--temperature", "0", "--max-tokens", "12", "--budgets", "6,12",
-            "--force-tokens", "3", "--workers", str(workers), "--out", str(out), cwd=tmp_path,
-        )  # fmt: skip
+            "--model",
+            str(tiny_model_dir),
+            "--benchmarks",
+            "gsm8k",
+            "--data",
+            str(DATA / "gsm8k_test.jsonl"),
+            "--limit",
+            "6",
+            "--n",
+            "1",
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "12",
+            "--budgets",
+            "6,12",
+            "--force-tokens",
+            "3",
+            "--workers",
+            str(workers),
+            "--out",
+            str(out),
+            cwd=tmp_path,
+        )
         assert p.returncode == 0, p.stderr[-3000:]
         records[workers] = [json.loads(x) for x in (out / "gsm8k" / "samples.jsonl").read_text().splitlines()]
     # greedy: the engines' per-request seeds and outputs do not depend on how questions are spread over them

@@ -20,29 +20,55 @@ SUMMARY = {
     "label": "grpo-step4",
     "model": "/ckpt/grpo-step4",
     "benchmark": "math500",
-    "settings": {"n": 4, "temperature": 0.6, "top_p": 0.95, "max_tokens": 512, "seed": 0,
-                 "budgets": [64, 128, 256], "force_tokens": 32, "template": "chat", "data": "math500.jsonl"},
+    "settings": {
+        "n": 4,
+        "temperature": 0.6,
+        "top_p": 0.95,
+        "max_tokens": 512,
+        "seed": 0,
+        "budgets": [64, 128, 256],
+        "force_tokens": 32,
+        "template": "chat",
+        "data": "math500.jsonl",
+    },
     "num_questions": 20,
     "num_samples": 80,
     "accuracy": {"avg@k": 0.31, "pass@k": {"1": 0.31, "2": 0.42, "4": 0.55}, "maj@k": {"1": 0.31, "4": 0.35}},
-    "length": {"all": {"n": 80, "mean": 210.5, "median": 190.0, "p90": 400.0},
-               "correct": {"n": 25, "mean": 150.0, "median": 140.0, "p90": 260.0},
-               "incorrect": {"n": 55, "mean": 238.0, "median": 220.0, "p90": 450.0}},
+    "length": {
+        "all": {"n": 80, "mean": 210.5, "median": 190.0, "p90": 400.0},
+        "correct": {"n": 25, "mean": 150.0, "median": 140.0, "p90": 260.0},
+        "incorrect": {"n": 55, "mean": 238.0, "median": 220.0, "p90": 450.0},
+    },
     "spans": {"total_mean": 210.5, "think_mean": 0.0, "answer_mean": 210.5},
     "truncation_rate": 0.12,
     "tokens_per_correct": 673.6,
     "shortest_fraction_accuracy": {"0.05": 0.5, "0.1": 0.4, "0.2": 0.35},
     "budget_curve": [
-        {"budget": 64, "truncation": 0.05, "forcing": 0.10, "mean_tokens_truncation": 60.1,
-         "mean_tokens_forcing": 75.3},
-        {"budget": 128, "truncation": 0.15, "forcing": 0.20, "mean_tokens_truncation": 110.0,
-         "mean_tokens_forcing": 130.2},
-        {"budget": 256, "truncation": 0.25, "forcing": None, "mean_tokens_truncation": 180.0,
-         "mean_tokens_forcing": None},
+        {
+            "budget": 64,
+            "truncation": 0.05,
+            "forcing": 0.10,
+            "mean_tokens_truncation": 60.1,
+            "mean_tokens_forcing": 75.3,
+        },
+        {
+            "budget": 128,
+            "truncation": 0.15,
+            "forcing": 0.20,
+            "mean_tokens_truncation": 110.0,
+            "mean_tokens_forcing": 130.2,
+        },
+        {
+            "budget": 256,
+            "truncation": 0.25,
+            "forcing": None,
+            "mean_tokens_truncation": 180.0,
+            "mean_tokens_forcing": None,
+        },
     ],
     "aes": None,
     "throughput": {"seconds": 40.2, "questions_per_s": 0.5, "tokens_per_s": 420.0, "generated_tokens": 16800},
-}  # fmt: skip
+}
 
 
 def _summary(benchmark, **changes):
@@ -63,9 +89,20 @@ def _write_bench(out, summary, n_samples=40):
     d.mkdir(parents=True)
     # json.dumps writes float("nan") as NaN, as the evaluation runner does.
     (d / "summary.json").write_text(json.dumps(summary))
-    rows = [{"qid": f"q{i // 4}", "sample": i % 4, "response_len": 40 + 9 * i, "think_len": 0, "truncated": False,
-             "correct": i % 3 == 0, "score": float(i % 3 == 0), "answer": str(i), "extra": [1]}
-            for i in range(n_samples)]  # fmt: skip
+    rows = [
+        {
+            "qid": f"q{i // 4}",
+            "sample": i % 4,
+            "response_len": 40 + 9 * i,
+            "think_len": 0,
+            "truncated": False,
+            "correct": i % 3 == 0,
+            "score": float(i % 3 == 0),
+            "answer": str(i),
+            "extra": [1],
+        }
+        for i in range(n_samples)
+    ]
     (d / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
@@ -73,10 +110,19 @@ def _one_model(out):
     """math500 with budgets (one forcing point null) and NaN fields; gsm8k with no budgets and an AES entry."""
     _write_bench(out, _summary("math500", **{"spans.think_mean": math.nan, "accuracy.maj@k.4": math.nan}))
     gsm = _summary(
-        "gsm8k", budget_curve=[], tokens_per_correct=math.inf, **{"accuracy.avg@k": 0.725},
-        aes={"baseline": "base-model", "value": 0.4217, "delta_length": 0.3, "delta_accuracy": 0.04,
-             "base_accuracy": 0.3, "base_length": 300.0},
-    )  # fmt: skip
+        "gsm8k",
+        budget_curve=[],
+        tokens_per_correct=math.inf,
+        **{"accuracy.avg@k": 0.725},
+        aes={
+            "baseline": "base-model",
+            "value": 0.4217,
+            "delta_length": 0.3,
+            "delta_accuracy": 0.04,
+            "base_accuracy": 0.3,
+            "base_length": 300.0,
+        },
+    )
     _write_bench(out, gsm)
     return out
 
@@ -158,8 +204,12 @@ def test_report_budget_tables_and_plots(report):
         ["256", "25.0", "–", "180.0", "–"],  # forcing null at this budget
     ]
     assert list(budget_rows[0]) == [
-        "budget", "truncation acc (%)", "forcing acc (%)", "mean tokens (truncation)", "mean tokens (forcing)",
-    ]  # fmt: skip
+        "budget",
+        "truncation acc (%)",
+        "forcing acc (%)",
+        "mean tokens (truncation)",
+        "mean tokens (forcing)",
+    ]
     math_section, gsm_section = _section(md, "## math500"), _section(md, "## gsm8k")
     assert "![accuracy vs budget: math500](plots/accuracy_vs_budget_math500.png)" in math_section
     assert "![length histogram: math500](plots/length_hist_math500.png)" in math_section
@@ -168,8 +218,10 @@ def test_report_budget_tables_and_plots(report):
 
     plots = one_model / "plots"
     assert sorted(p.name for p in plots.iterdir()) == [
-        "accuracy_vs_budget_math500.png", "length_hist_gsm8k.png", "length_hist_math500.png",
-    ]  # fmt: skip
+        "accuracy_vs_budget_math500.png",
+        "length_hist_gsm8k.png",
+        "length_hist_math500.png",
+    ]
     for p in plots.iterdir():
         _assert_png(p)
     for link in (line.split("](", 1)[1].rstrip(")") for line in md.splitlines() if line.startswith("![")):
@@ -206,11 +258,13 @@ def test_report_bad_sample_line_names_file_and_line(one_model):
 def test_comparison_tables_aes_and_plots(tmp_path):
     base, short = tmp_path / "base", tmp_path / "short"
     _write_bench(base, _summary("math500", label="base", **{"accuracy.avg@k": 0.30, "length.all.mean": 300.0}))
-    _write_bench(base, _summary("gsm8k", label="base", budget_curve=[],
-                                **{"accuracy.avg@k": 0.50, "length.all.mean": 100.0}))  # fmt: skip
+    _write_bench(
+        base, _summary("gsm8k", label="base", budget_curve=[], **{"accuracy.avg@k": 0.50, "length.all.mean": 100.0})
+    )
     _write_bench(short, _summary("math500", label="short", **{"accuracy.avg@k": 0.33, "length.all.mean": 210.0}))
-    _write_bench(short, _summary("gsm8k", label="short", budget_curve=[],
-                                 **{"accuracy.avg@k": 0.40, "length.all.mean": 80.0}))  # fmt: skip
+    _write_bench(
+        short, _summary("gsm8k", label="short", budget_curve=[], **{"accuracy.avg@k": 0.40, "length.all.mean": 80.0})
+    )
     _write_bench(short, _summary("aime", label="short"))  # the baseline has no aime results
 
     md = write_comparison([base, short], tmp_path / "cmp").read_text(encoding="utf-8")
@@ -221,8 +275,10 @@ def test_comparison_tables_aes_and_plots(tmp_path):
     # The baseline against itself: dL = dA = 0, so AES = 0.00 (shown, not "–"; documented in the report).
     assert math500["base"][header] == "0.00"
     assert (math500["short"]["avg@k (%)"], math500["short"]["pass@4 (%)"], math500["short"]["mean len"]) == (
-        "33.0", "55.0", "210.0",
-    )  # fmt: skip
+        "33.0",
+        "55.0",
+        "210.0",
+    )
     gsm8k = {r["model"]: r for r in _table_after(md, "## gsm8k")}
     # dL = (100 - 80) / 100 = 0.2; dA = (0.40 - 0.50) / 0.50 = -0.2 < 0, so AES = 0.2 - 5 * 0.2 = -0.80.
     assert (gsm8k["base"][header], gsm8k["short"][header]) == ("0.00", "-0.80")
@@ -233,10 +289,12 @@ def test_comparison_tables_aes_and_plots(tmp_path):
 
     plots = tmp_path / "cmp" / "plots"
     assert sorted(p.name for p in plots.iterdir()) == [
-        "compare_accuracy_vs_budget_aime.png", "compare_accuracy_vs_budget_math500.png",
-        "compare_accuracy_vs_length_aime.png", "compare_accuracy_vs_length_gsm8k.png",
+        "compare_accuracy_vs_budget_aime.png",
+        "compare_accuracy_vs_budget_math500.png",
+        "compare_accuracy_vs_length_aime.png",
+        "compare_accuracy_vs_length_gsm8k.png",
         "compare_accuracy_vs_length_math500.png",
-    ]  # no model has budgets on gsm8k  # fmt: skip
+    ]  # no model has budgets on gsm8k
     for p in plots.iterdir():
         _assert_png(p)
     assert "(plots/compare_accuracy_vs_budget_math500.png)" in md

@@ -47,8 +47,19 @@ class FakeEngine:
                     stop = EOS_AT[q.group_id % 2]
                     t = q.max_tokens if stop is None else min(stop, q.max_tokens)
                     ids, reason = [ord("a")] * t, "stop" if stop is not None and stop <= q.max_tokens else "length"
-                out.append(Rollout(q.group_id, q.prompt_ids, ids, [0.0] * len(ids), reason, q.max_tokens, 0,
-                                   "".join(map(chr, ids)), 0))  # fmt: skip
+                out.append(
+                    Rollout(
+                        q.group_id,
+                        q.prompt_ids,
+                        ids,
+                        [0.0] * len(ids),
+                        reason,
+                        q.max_tokens,
+                        0,
+                        "".join(map(chr, ids)),
+                        0,
+                    )
+                )
         return out, GenerationStats(seconds=0.5, tokens=sum(r.response_len for r in out))
 
 
@@ -131,8 +142,21 @@ def test_budgets_must_be_increasing_positive_and_within_max_tokens(budgets):
 
 
 def _rec(qid, j, length, correct, finished=True, answer=None, forced=None):
-    return SampleRecord(qid, j, 0, 5, length, 0, "stop" if finished else "length", not finished, float(correct),
-                        correct, answer, "", forced or {})  # fmt: skip
+    return SampleRecord(
+        qid,
+        j,
+        0,
+        5,
+        length,
+        0,
+        "stop" if finished else "length",
+        not finished,
+        float(correct),
+        correct,
+        answer,
+        "",
+        forced or {},
+    )
 
 
 def test_summary_by_hand_with_aes():

@@ -30,7 +30,9 @@ def make_input(samples: list[dict[str, Any]], budget: int = 1000) -> RewardInput
         meta=[dict(s.get("meta", {})) for s in samples],
         response_len_B=torch.tensor([s["n"] for s in samples], dtype=torch.long),
         think_len_B=torch.tensor([s.get("think", 0) for s in samples], dtype=torch.long),
-        truncated_B=torch.tensor([s.get("trunc", s["n"] >= bb) for s, bb in zip(samples, b)], dtype=torch.bool),
+        truncated_B=torch.tensor(
+            [s.get("trunc", s["n"] >= bb) for s, bb in zip(samples, b, strict=False)], dtype=torch.bool
+        ),
         group_id_B=torch.tensor([s["g"] for s in samples], dtype=torch.long),
         budget_B=torch.tensor(b, dtype=torch.long),
     )

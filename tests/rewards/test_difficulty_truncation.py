@@ -14,12 +14,18 @@ def test_easy_group_gets_the_short_tier_hard_group_keeps_the_budget():
     x = make_input(
         [
             # group 0: 3 of 4 correct (p = .75 >= .5): cap 50 of budget 100
-            sample(True, 40, 0), sample(True, 60, 0), sample(True, 80, 0), sample(False, 70, 0),
+            sample(True, 40, 0),
+            sample(True, 60, 0),
+            sample(True, 80, 0),
+            sample(False, 70, 0),
             # group 1: 1 of 4 correct (p = .25): cap stays 100
-            sample(True, 90, 1), sample(False, 20, 1), sample(False, 30, 1), sample(False, 100, 1),
+            sample(True, 90, 1),
+            sample(False, 20, 1),
+            sample(False, 30, 1),
+            sample(False, 100, 1),
         ],
         budget=100,
-    )  # fmt: skip
+    )
     out = da(x)
     assert_close(out.score_B, torch.tensor([0.0, -1.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0]))
     assert_close(out.parts["tier_cap"], torch.tensor([50.0] * 4 + [100.0] * 4))

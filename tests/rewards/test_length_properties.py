@@ -209,7 +209,7 @@ def test_groups_are_scored_on_their_own(name, samples):
     alone = [0.0] * len(samples)
     for g in {x["g"] for x in samples}:
         idx = [i for i, x in enumerate(samples) if x["g"] == g]
-        for i, v in zip(idx, _score(name, {}, [samples[i] for i in idx])):
+        for i, v in zip(idx, _score(name, {}, [samples[i] for i in idx]), strict=False):
             alone[i] = v
     assert torch.allclose(torch.tensor(together), torch.tensor(alone), atol=EPS)
 

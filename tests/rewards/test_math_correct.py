@@ -78,8 +78,16 @@ def make_input(completions: list[str], answers: list[str]) -> RewardInput:
     n = len(completions)
     z = torch.zeros(n, dtype=torch.long)
     return RewardInput(
-        prompts=["q"] * n, completions=completions, completion_ids=[[]] * n, answers=answers,
-        meta=[{}] * n, response_len_B=z, think_len_B=z, truncated_B=z.bool(), group_id_B=z, budget_B=z,
+        prompts=["q"] * n,
+        completions=completions,
+        completion_ids=[[]] * n,
+        answers=answers,
+        meta=[{}] * n,
+        response_len_B=z,
+        think_len_B=z,
+        truncated_B=z.bool(),
+        group_id_B=z,
+        budget_B=z,
     )
 
 

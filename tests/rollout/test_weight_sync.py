@@ -28,7 +28,9 @@ def test_engine_logprobs_match_learner_after_in_place_update(tiny_model_dir, tmp
     from lenrl.rollout.vllm_engine import VLLMEngine
 
     temperature = 0.8
-    learner = Learner(str(tiny_model_dir), AlgoConfig(), TrainConfig(lr=3e-3), dtype="float32", temperature=temperature, max_len=12)
+    learner = Learner(
+        str(tiny_model_dir), AlgoConfig(), TrainConfig(lr=3e-3), dtype="float32", temperature=temperature, max_len=12
+    )
     ckpt = learner.save(str(tmp_path / "ckpt0"), str(tiny_model_dir))  # vLLM must load our checkpoint format
     engine = VLLMEngine(ckpt, RolloutConfig(max_tokens=12, temperature=temperature), dtype="float32", seed=0)
     requests = [GenerationRequest(g, list(range(100 + g, 110 + g)), 3, 12) for g in range(2)]

@@ -45,7 +45,14 @@ def test_logprobs_match_a_plain_forward(tiny_model_dir):
 
 def _grads(tiny_model_dir, micro_batch_size, aggregation):
     algo = AlgoConfig(aggregation=FnSpec(aggregation))
-    learner = Learner(str(tiny_model_dir), algo, TrainConfig(micro_batch_size=micro_batch_size, lr=1e-3), dtype="float32", temperature=1.0, max_len=16)
+    learner = Learner(
+        str(tiny_model_dir),
+        algo,
+        TrainConfig(micro_batch_size=micro_batch_size, lr=1e-3),
+        dtype="float32",
+        temperature=1.0,
+        max_len=16,
+    )
     b = build_train_batch(_rollouts(), torch.tensor([1.0, -1.0, 0.5, -0.5]), pad_id=2)
     grads = {}
 
@@ -68,7 +75,9 @@ def test_micro_batching_does_not_change_the_gradient(tiny_model_dir):
 
 
 def test_update_moves_logprobs_in_the_direction_of_the_advantage(tiny_model_dir):
-    learner = Learner(str(tiny_model_dir), AlgoConfig(kl_coef=0.1), TrainConfig(lr=1e-2), dtype="float32", temperature=1.0, max_len=16)
+    learner = Learner(
+        str(tiny_model_dir), AlgoConfig(kl_coef=0.1), TrainConfig(lr=1e-2), dtype="float32", temperature=1.0, max_len=16
+    )
     b = build_train_batch(_rollouts(), torch.tensor([1.0, -1.0, 1.0, -1.0]), pad_id=2)
     before, _ = response_logprobs(learner.model, b, temperature=1.0)
     stats = learner.update([MiniBatch.whole(b)])
@@ -84,10 +93,19 @@ def test_drpo_group_loss_through_the_learner_is_micro_batch_invariant(tiny_model
 
     def grads(mbs):
         algo = AlgoConfig(loss=FnSpec("drpo", {"lam": 0.1}))
-        learner = Learner(str(tiny_model_dir), algo, TrainConfig(micro_batch_size=mbs, lr=1e-3), dtype="float32", temperature=1.0, max_len=16)
+        learner = Learner(
+            str(tiny_model_dir),
+            algo,
+            TrainConfig(micro_batch_size=mbs, lr=1e-3),
+            dtype="float32",
+            temperature=1.0,
+            max_len=16,
+        )
         b = build_train_batch(_rollouts(), torch.zeros(4), pad_id=2, correct_B=correct)
         out = {}
-        learner._optimizer_step = lambda: out.update({n: p.grad.clone() for n, p in learner.model.named_parameters() if p.grad is not None}) or 0.0
+        learner._optimizer_step = lambda: (
+            out.update({n: p.grad.clone() for n, p in learner.model.named_parameters() if p.grad is not None}) or 0.0
+        )
         stats = learner.update([MiniBatch.whole(b)])
         return out, stats
 

@@ -31,7 +31,9 @@ class FakeRewards:
     def score(self, x):
         first = torch.tensor([i == 0 or int(x.group_id_B[i]) != int(x.group_id_B[i - 1]) for i in range(len(x))])
         correct = first & torch.tensor([a == "mixed" for a in x.answers])
-        return ScoredBatch(correct.float(), correct, {"reward/fake": float(correct.float().mean()), "reward/errors": 0.0})
+        return ScoredBatch(
+            correct.float(), correct, {"reward/fake": float(correct.float().mean()), "reward/errors": 0.0}
+        )
 
 
 def _sampler(answers, filt, max_draws=4, per_step=2):
