@@ -64,6 +64,9 @@ class ModelConfig:
     """`embedded:smollm2-135m`, a local HF directory, or a Hugging Face model id"""
     dtype: str = "auto"
     """float32 | bfloat16 | float16 | auto (float32 on CPU, bfloat16 on CUDA)"""
+    thinking: bool = False
+    """the response opens inside a thinking span closed by `</think>` (R1-style templates): a response
+    without `</think>` has no answer; False grades the whole text"""
 
     def __post_init__(self) -> None:
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
@@ -216,6 +219,8 @@ class Config:
     data: DataConfig = DataConfig()
     rollout: RolloutConfig = RolloutConfig()
     algo: AlgoConfig = AlgoConfig()
+    grader: FnSpec = FnSpec("math")
+    """the verifier (a registered grader) that decides each sample's correctness once, before any reward"""
     rewards: list[RewardSpec] = field(default_factory=lambda: [RewardSpec("math_correct")])
     train: TrainConfig = TrainConfig()
     ray: RayConfig = RayConfig()

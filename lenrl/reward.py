@@ -26,6 +26,10 @@ from lenrl.registry import Registry
 
 REWARDS = Registry("reward")
 register_reward = REWARDS.register
+# A grader decides one sample's correctness: `fn(completion: str, answer: str, *, thinking: bool,
+# **params) -> bool`. `thinking` comes from `model.thinking` at run time, never from the grader's params.
+GRADERS = Registry("grader", runtime=("thinking",))
+register_grader = GRADERS.register
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from lenrl.reward import RewardInput, RewardOutput, register_reward
+from lenrl.reward import RewardInput, RewardOutput, register_grader, register_reward
 
 FALLBACKS = ("none", "last_number")
 
@@ -136,6 +136,14 @@ def is_equivalent(pred: str, gold: str) -> bool:
         return bool(verify(gold_parsed, parse(f"\\boxed{{{pred}}}")))
     except Exception:  # math-verify may raise on odd LaTeX; an unparseable answer is simply not correct
         return False
+
+
+@register_grader("math")
+def math_grader(completion: str, answer: str, *, thinking: bool, fallback: str = "none") -> bool:
+    """True if the completion's final answer (rule above; with `thinking`, only after `</think>`) is
+    equivalent to `answer`."""
+    pred = extract_answer(completion, fallback=fallback, require_think_close=thinking)
+    return pred is not None and is_equivalent(pred, answer)
 
 
 @register_reward("math_correct")
