@@ -8,13 +8,16 @@ rewards read the same value from `RewardInput.budget_B`.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from lenrl.registry import Registry
 
 BUDGET_SCHEDULES = Registry("budget schedule", runtime=("step", "total_steps", "max_tokens"))
+
+
+def _tokens(x: float) -> int:
+    """The one rounding rule of every schedule: nearest integer (half to even, Python's `round`), >= 1."""
+    return max(1, round(x))
 
 
 @BUDGET_SCHEDULES.register("constant")
@@ -41,7 +44,7 @@ def exponential(*, step: int, total_steps: int, max_tokens: int, end: int, decay
     if end <= 0:
         raise ValueError(f"exponential budget: end must be > 0, got {end}")
     k = _stage(step, total_steps, decays)
-    return max(1, round(max_tokens * (end / max_tokens) ** (k / decays)))
+    return _tokens(max_tokens * (end / max_tokens) ** (k / decays))
 
 
 @BUDGET_SCHEDULES.register("linear")
@@ -50,15 +53,16 @@ def linear(*, step: int, total_steps: int, max_tokens: int, end: int, decays: in
     with the same stages as `exponential`. Returns an int >= 1."""
     if end <= 0:
         raise ValueError(f"linear budget: end must be > 0, got {end}")
-    return max(1, round(max_tokens + _stage(step, total_steps, decays) * (end - max_tokens) / decays))
+    return _tokens(max_tokens + _stage(step, total_steps, decays) * (end - max_tokens) / decays)
 
 
 @BUDGET_SCHEDULES.register("step_decay")
 def step_decay(*, step: int, total_steps: int, max_tokens: int, gamma: float, every: int) -> int:
-    """B(t) = max(1, B_0 gamma^floor(t / T)) with T = every (Train Long, Think Short, §3.2, general form)."""
+    """B(t) = max(1, round(B_0 gamma^floor(t / T))) with T = every (Train Long, Think Short, §3.2, general
+    form); rounded to the nearest token like `exponential` and `linear`."""
     if not 0 < gamma <= 1 or every <= 0:
         raise ValueError(f"step_decay budget: need 0 < gamma <= 1 and every > 0, got {gamma}, {every}")
-    return max(1, math.floor(max_tokens * gamma ** (step // every)))
+    return _tokens(max_tokens * gamma ** (step // every))
 
 
 # ---------------------------------------------------------------- per-question budgets

@@ -27,10 +27,12 @@ def k2(logp_BT: torch.Tensor, ref_logp_BT: torch.Tensor) -> torch.Tensor:
 
 @KL_ESTIMATORS.register("k3")
 def k3(logp_BT: torch.Tensor, ref_logp_BT: torch.Tensor) -> torch.Tensor:
-    """k3 = exp(d) - d - 1 with d = ref_logp - logp (GRPO eq. 4; verl's `low_var_kl`): unbiased, >= 0.
+    """k3 = clamp(exp(d) - d - 1, max=10) with d = ref_logp - logp (GRPO eq. 4; verl's `low_var_kl` in
+    `core_algos.kl_penalty`): unbiased before the clamp, >= 0. Shapes [B, T] -> [B, T].
 
-    d is clamped to [-10, 10] as verl's `kl_penalty` does, so one outlier token cannot blow up the loss.
-    Shapes [B, T] -> [B, T].
+    As verl does, the *value* is clamped to at most 10, so a token far from the reference (k3 > 10 from
+    d > ~2.5) adds a constant and no gradient; d itself is first clamped to [-20, 20] only so that
+    exp(d) stays finite (values there are far past the clamp, so this changes nothing else).
     """
-    d_BT = torch.clamp(ref_logp_BT - logp_BT, -10.0, 10.0)
-    return torch.exp(d_BT) - d_BT - 1.0
+    d_BT = torch.clamp(ref_logp_BT - logp_BT, -20.0, 20.0)
+    return torch.clamp(torch.exp(d_BT) - d_BT - 1.0, max=10.0)

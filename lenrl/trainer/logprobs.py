@@ -7,9 +7,21 @@ temperature; otherwise the importance ratio and the sync-parity check compare di
 from __future__ import annotations
 
 import torch
-from trl.trainer.utils import selective_log_softmax  # row-chunked gather of log_softmax: no [B, T, V] copy
 
 from lenrl.trainer.batch import TrainBatch
+
+
+def token_logprobs(logits_BTV: torch.Tensor, target_BT: torch.Tensor) -> torch.Tensor:
+    """log softmax(logits)[target] = logits[target] - logsumexp(logits), per token.
+
+    One row of the batch at a time, so no [B, T, V] log-softmax is ever materialised (the vocabulary
+    projection dominates a small model's memory). Shapes: [B, T, V], [B, T] long -> [B, T].
+    """
+    rows = [
+        logits_TV.gather(-1, target_T.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits_TV, -1)
+        for logits_TV, target_T in zip(logits_BTV, target_BT, strict=True)
+    ]
+    return torch.stack(rows)
 
 
 def response_logprobs(
@@ -33,7 +45,7 @@ def response_logprobs(
     )
     logits_BTV = out.logits[:, :-1].float() / temperature  # position P-1+t predicts response token t
     target_BT = mb.input_ids_BL[:, -T:].to(device)
-    logp_BT = selective_log_softmax(logits_BTV, target_BT)
+    logp_BT = token_logprobs(logits_BTV, target_BT)
     entropy_BT = None
     if with_entropy:
         with torch.no_grad():

@@ -31,6 +31,16 @@ def test_step_decay_and_constant():
     assert _schedule("step_decay", 3, 64, gamma=1.0, every=1) == _schedule("constant", 3, 64)
 
 
+def test_every_schedule_rounds_to_the_nearest_token():
+    # 100 * 0.7^k = 100, 70, 49, 34.3, 24.01, 16.807 -> nearest: 100, 70, 49, 34, 24, 17 (floor gave 16 at k=5)
+    assert _schedule("step_decay", 6, 100, gamma=0.7, every=1) == [100, 70, 49, 34, 24, 17]
+    # 10 * 0.55 = 5.5000000000000004 -> 6 (floor gave 5), 10 * 0.3025 = 3.025 -> 3
+    assert _schedule("step_decay", 3, 10, gamma=0.55, every=1) == [10, 6, 3]
+    # linear 100 -> 45 in 2 decays: 100, 72.5 -> 72 (half to even), 45; exponential 100 -> 10: 100, 31.62 -> 32, 10
+    assert _schedule("linear", 3, 100, end=45, decays=2) == [100, 72, 45]
+    assert _schedule("exponential", 3, 100, end=10, decays=2) == [100, 32, 10]
+
+
 @pytest.mark.parametrize(
     "name, params",
     [

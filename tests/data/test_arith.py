@@ -32,9 +32,16 @@ def test_deterministic_and_prefix_stable():
 
 
 def test_seed_changes_problems():
-    a = [p.question for p in arith_problems(20, seed=0, difficulty=1)]
-    b = [p.question for p in arith_problems(20, seed=1, difficulty=1)]
-    assert a != b
+    a = arith_problems(200, seed=0, difficulty=2)
+    b = arith_problems(200, seed=1, difficulty=2)
+    # Another seed draws another stream: few exact repeats, and the answers' distributions still agree
+    # (same generator), so the seed changes the draw, not the task.
+    shared = {p.question for p in a} & {p.question for p in b}
+    assert len(shared) <= 10, len(shared)
+    assert sum(p.question == q.question for p, q in zip(a, b, strict=True)) <= 2
+    mean = [sum(int(p.answer) for p in x) / len(x) for x in (a, b)]
+    assert abs(mean[0] - mean[1]) < 0.25 * max(mean), mean
+    assert all(int(p.answer) == recompute(p.meta) for p in a + b)
 
 
 def test_difficulty_changes_problems():
