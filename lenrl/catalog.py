@@ -1,11 +1,12 @@
-"""`lenrl algos`: the methods lenrl implements, generated from the registries and presets so it cannot
-go stale. The README's table is this output (a test compares them)."""
+"""`lenrl algos`: the methods lenrl implements, generated from the axes table (`lenrl/axes.py`), the
+registries and the presets so it cannot go stale. The README's table is this output (a test compares them)."""
 
 from __future__ import annotations
 
-import yaml
+from typing import Any
 
-from lenrl.config import CONFIG_DIR, available_algos
+from lenrl.axes import AXES
+from lenrl.config import CONFIG_DIR, available_algos, read_yaml
 from lenrl.registry import Registry
 
 
@@ -19,10 +20,24 @@ def registry_rows(kind: str, reg: Registry) -> list[str]:
     return [f"| {kind} | `{name}` | {_summary(reg.get(name))} |" for name in reg.names() if ":" not in name]
 
 
-def _reward_label(spec: dict) -> str:
+def _reward_label(spec: dict[str, Any]) -> str:
     groups = (spec.get("groups") or {}).get("name")
     gate = spec.get("gate", "none")
     return spec["name"] + (f" [{groups}]" if groups else "") + (f" [gate {gate}]" if gate != "none" else "")
+
+
+def _preset_parts(tree: dict[str, Any]) -> list[str]:
+    """`key=name` for every single-spec axis the preset sets (in table order), then its rewards."""
+    parts = []
+    for path in dict.fromkeys(a.path for a in AXES if "[]" not in a.path):
+        node: Any = tree
+        for key in path.split("."):
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and "name" in node:
+            parts.append(f"{path.rsplit('.', 1)[-1]}={node['name']}")
+    if tree.get("rewards"):
+        parts.append("rewards=" + " + ".join(_reward_label(x) for x in tree["rewards"]))
+    return parts
 
 
 def preset_rows() -> list[str]:
@@ -30,44 +45,18 @@ def preset_rows() -> list[str]:
     for algo in available_algos():
         path = CONFIG_DIR / "algos" / f"{algo}.yaml"
         head = next((ln[1:].strip() for ln in path.read_text().splitlines() if ln.startswith("#")), "")
-        a = (yaml.safe_load(path.read_text()) or {}).get("algo", {})
-        parts = [f"{k}={a[k]['name']}" for k in ("advantage", "loss", "aggregation", "filter") if k in a]
-        r = (yaml.safe_load(path.read_text()) or {}).get("rollout", {})
-        parts += [f"{k}={r[k]['name']}" for k in ("budget", "question_budget") if k in r]
-        rewards = (yaml.safe_load(path.read_text()) or {}).get("rewards", [])
-        if rewards:
-            parts.append("rewards=" + " + ".join(_reward_label(x) for x in rewards))
+        parts = _preset_parts(read_yaml(path))
         rows.append(f"| `{algo}` | {head} | {', '.join(parts)} | `configs/algos/{algo}.yaml` |")
     return rows
 
 
 def markdown() -> str:
-    from lenrl.algos import (
-        ADVANTAGES,
-        AGGREGATIONS,
-        BUDGET_SCHEDULES,
-        GROUP_FILTERS,
-        GROUP_LOSSES,
-        KL_ESTIMATORS,
-        POLICY_LOSSES,
-        QUESTION_BUDGETS,
-    )
-    from lenrl.reward import REWARDS
-    from lenrl.reward_runner import resolve_reward
-
-    resolve_reward("math_correct")  # imports the built-in reward plugins
     lines = ["| preset | paper | components | file |", "|---|---|---|---|", *preset_rows(), ""]
     lines += ["| axis | name | formula and paper |", "|---|---|---|"]
-    for kind, reg in (
-        ("advantage", ADVANTAGES),
-        ("policy loss", POLICY_LOSSES),
-        ("group loss", GROUP_LOSSES),
-        ("aggregation", AGGREGATIONS),
-        ("KL", KL_ESTIMATORS),
-        ("group filter", GROUP_FILTERS),
-        ("budget schedule", BUDGET_SCHEDULES),
-        ("question budget", QUESTION_BUDGETS),
-        ("reward", REWARDS),
-    ):
-        lines += registry_rows(kind, reg)
+    listed: set[int] = set()
+    for axis in AXES:
+        reg = axis.registry()
+        if id(reg) not in listed:  # the group filters serve two axes (algo.filter, rewards[].groups)
+            listed.add(id(reg))
+            lines += registry_rows(axis.label, reg)
     return "\n".join(lines) + "\n"

@@ -1,14 +1,18 @@
 """The run configuration: typed frozen dataclasses, YAML files, dotted command-line overrides.
 
 Resolution order (later wins): `configs/base.yaml` -> `configs/algos/<algo>.yaml` -> an optional
-experiment file (`--config`) -> `key.sub=value` overrides. Unknown keys, wrong types and impossible
-values raise `LenrlError` with the dotted key before anything heavy starts; registry names and their
-parameters are bound to the registered functions' signatures at load (design.md 4.4).
+experiment file (`--config`) -> `key.sub=value` overrides. Unknown keys, duplicate keys, wrong types,
+non-finite numbers and impossible values raise `LenrlError` with the dotted key before anything heavy
+starts. This module is the schema and its loader only (it imports no other lenrl module but the errors);
+registry names, their parameters and their values are checked against the registered functions by
+`lenrl.config_checks.check_config`, over the axes of `lenrl/axes.py` (docs/design.md §4.4).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -252,33 +256,87 @@ def available_algos() -> list[str]:
 
 
 def load_config(algo: str, config_file: str | None = None, overrides: typing.Sequence[str] = ()) -> Config:
-    """Resolve base + algorithm preset + experiment file + overrides into a checked `Config`."""
+    """Resolve base + algorithm preset + experiment file + overrides into a schema-checked `Config`.
+
+    Registry names and parameters are not checked here: `lenrl.config_checks.load_checked_config` does
+    both, and is what the commands call."""
     if algo not in available_algos():
         raise LenrlError(f"unknown algorithm {algo!r}; available: {', '.join(available_algos())}")
-    tree = _read_yaml(CONFIG_DIR / "base.yaml")
-    _merge(tree, _read_yaml(CONFIG_DIR / "algos" / f"{algo}.yaml"), "")
+    tree = read_yaml(CONFIG_DIR / "base.yaml")
+    _merge(tree, read_yaml(CONFIG_DIR / "algos" / f"{algo}.yaml"), "")
     if config_file:
-        _merge(tree, _read_yaml(Path(config_file)), "")
+        _merge(tree, read_yaml(Path(config_file)), "")
     for ov in overrides:
         _apply_override(tree, ov)
     tree["algo_name"] = algo
-    cfg = _build(Config, tree, "")
-    from lenrl.config_checks import check_registries  # imports torch and the registries
-
-    check_registries(cfg)
-    return cfg
+    return typing.cast(Config, _build(Config, tree, ""))
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+class DuplicateKeyError(yaml.YAMLError):
+    def __init__(self, key: Any, line: int):
+        super().__init__(f"duplicate key {key!r} (line {line}); PyYAML would silently keep the later one")
+        self.key, self.line = key, line
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate mapping keys (PyYAML keeps the last one silently) and reads
+    YAML 1.2 floats: `1e-6` is a float, not the string YAML 1.1 makes of it."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, typing.Hashable):
+                continue  # SafeLoader's own error ("found unhashable key") follows
+            if key in seen:
+                raise DuplicateKeyError(key, key_node.start_mark.line + 1)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def parse_yaml(text: str) -> Any:
+    """YAML text as data, with the strict loader (duplicate keys refused, YAML 1.2 floats)."""
+    return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: no arbitrary objects
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A YAML mapping from `path`; a missing path, a directory, non-UTF-8 bytes, invalid YAML or a
+    duplicate key is a one-line `LenrlError` naming the file."""
     if not path.exists():
         raise LenrlError(f"config file not found: {path}")
+    if not path.is_file():
+        raise LenrlError(f"config file {path} is not a file")
+    raw = path.read_bytes()
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise LenrlError(f"{path}:{line}: not valid UTF-8 (byte {raw[e.start]:#04x})") from None
+    try:
+        data = parse_yaml(text) or {}
+    except DuplicateKeyError as e:
+        raise LenrlError(f"{path}:{e.line}: duplicate key {e.key!r} (the later one would silently win)") from None
     except yaml.YAMLError as e:
-        raise LenrlError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
+        raise LenrlError(f"{path}: invalid YAML ({_yaml_problem(e)})") from None
     if not isinstance(data, dict):
         raise LenrlError(f"{path}: top level must be a mapping")
     return data
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """One line: the problem and where PyYAML found it."""
+    problem = getattr(e, "problem", None)
+    mark = getattr(e, "problem_mark", None)
+    if problem is None:
+        return " ".join(str(e).split())
+    return f"{problem}" + (f", line {mark.line + 1}" if mark is not None and "line" not in problem else "")
 
 
 def _merge(dst: dict[str, Any], src: dict[str, Any], where: str) -> None:
@@ -294,13 +352,18 @@ def _apply_override(tree: dict[str, Any], ov: str) -> None:
     if not sep or not key:
         raise LenrlError(f"override {ov!r} must look like key.sub=value")
     try:
-        value = yaml.safe_load(raw) if raw != "" else ""
+        value = parse_yaml(raw) if raw != "" else ""
+    except DuplicateKeyError as e:
+        raise LenrlError(f"override {key!r}: duplicate key {e.key!r}") from None
     except yaml.YAMLError:
-        value = raw
+        value = raw  # not YAML: the text itself (a path, an instruction...)
     node: Any = tree
     parts = key.split(".")
-    for p in parts[:-1]:
+    for i, p in enumerate(parts[:-1]):
         node = node[_index(p, node, key)] if isinstance(node, list) else node.setdefault(p, {})
+        if not isinstance(node, dict | list):
+            where = ".".join(parts[: i + 1])
+            raise LenrlError(f"override {key!r}: {where} is a value ({node!r}), not a section with keys")
     if isinstance(node, list):
         node[_index(parts[-1], node, key)] = value
     else:
@@ -332,7 +395,7 @@ def _coerce(tp: Any, v: Any, where: str) -> Any:
             return None
         inner = [a for a in args if a is not type(None)]
         return _coerce(inner[0], v, where)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _build(tp, v, where + ".")
     if origin is list:
         if not isinstance(v, list):
@@ -344,11 +407,8 @@ def _coerce(tp: Any, v: Any, where: str) -> Any:
         return dict(v)
     if tp is float and isinstance(v, int) and not isinstance(v, bool):
         return float(v)
-    if tp is float and isinstance(v, str):
-        try:  # YAML 1.1 reads `1e-6` (no dot) as a string
-            return float(v)
-        except ValueError:
-            pass
-    if tp in (int, float, str, bool) and not (isinstance(v, tp) and not (tp is int and isinstance(v, bool))):
+    if tp in (int, float, str, bool) and not (isinstance(v, tp) and not (tp in (int, float) and isinstance(v, bool))):
         _fail(where, f"expected {tp.__name__}, got {v!r} ({type(v).__name__})")
+    if tp is float and not math.isfinite(v):
+        _fail(where, f"must be a finite number, got {v!r}")
     return v

@@ -1,183 +1,91 @@
-"""Config checks that need the registries: names and parameters bound to the registered functions'
-signatures, every step's budget, and parameter values probed on a toy batch. Run by `load_config`,
-before Ray starts, so that a bad config never costs a cluster start-up."""
+"""Config checks that need the registries, derived from the axes table (lenrl/axes.py): every name is
+bound to a registered function, its parameters to the function's signature (names, types, finite
+numbers), group-relative methods to rollout.n >= 2, and parameter values to the function itself by the
+axis's probe. `load_checked_config` runs them before Ray starts, so that a bad config never costs a
+cluster start-up; `lenrl eval` checks its reward and grader with `check_reward` / `check_grader`."""
 
 from __future__ import annotations
 
+import functools
 import typing
+from collections.abc import Callable
+from typing import Any
 
-from lenrl.config import Config, _fail
+from lenrl.axes import AXES, Axis, probe_grader, probe_reward, specs_at
+from lenrl.config import Config, load_config
 from lenrl.errors import LenrlError
 
 
-def check_registries(cfg: Config) -> None:
-    """Bind every registry name and its params to the registered function's signature."""
-    from lenrl.algos import (
-        ADVANTAGES,
-        AGGREGATIONS,
-        BUDGET_SCHEDULES,
-        GROUP_FILTERS,
-        KL_ESTIMATORS,
-        QUESTION_BUDGETS,
-    )
+def load_checked_config(algo: str, config_file: str | None = None, overrides: typing.Sequence[str] = ()) -> Config:
+    """`load_config` (schema) then `check_config` (registries): what the commands call."""
+    cfg = load_config(algo, config_file, overrides)
+    check_config(cfg)
+    return cfg
 
-    for reg, spec, where in (
-        (ADVANTAGES, cfg.algo.advantage, "algo.advantage"),
-        (loss_registry(cfg.algo.loss.name), cfg.algo.loss, "algo.loss"),
-        (AGGREGATIONS, cfg.algo.aggregation, "algo.aggregation"),
-        (KL_ESTIMATORS, cfg.algo.kl, "algo.kl"),
-        (GROUP_FILTERS, cfg.algo.filter, "algo.filter"),
-        (BUDGET_SCHEDULES, cfg.rollout.budget, "rollout.budget"),
-        (QUESTION_BUDGETS, cfg.rollout.question_budget, "rollout.question_budget"),
-    ):
-        reg.check_params(spec.name, spec.params, where)
-    _check_groups_whole(cfg)
-    _check_budgets(cfg, BUDGET_SCHEDULES.bind(cfg.rollout.budget.name, cfg.rollout.budget.params))
-    _probe_values(cfg)
-    from lenrl.reward import REWARDS
-    from lenrl.reward_runner import canonical_ref, resolve_reward
 
-    for i, r in enumerate(cfg.rewards):
-        ref = canonical_ref(r.name)
+def check_config(cfg: Config) -> None:
+    """Check every registry name, parameter and parameter value of `cfg`, axis by axis (table order)."""
+    by_path: dict[str, list[Axis]] = {}
+    for axis in AXES:
+        by_path.setdefault(axis.path, []).append(axis)
+    for path, axes in by_path.items():
+        for where, spec in specs_at(cfg, path):
+            axis, key = axis_of(axes, spec.name, where)
+            reg = axis.registry()
+            reg.check_params(key, spec.params, where)
+            if axis.group_relative and spec.name != "none" and cfg.rollout.n < 2:
+                raise LenrlError(
+                    f"config rollout.n: the {axis.label} {spec.name!r} at {where} compares the responses of a "
+                    f"group; it needs rollout.n >= 2, got {cfg.rollout.n}"
+                )
+            if axis.probe is not None:
+                _probe(where, functools.partial(axis.probe, cfg, spec, reg.get(key)))
+
+
+def axis_of(axes: list[Axis], name: str, where: str) -> tuple[Axis, str]:
+    """The axis among those sharing a config path (`algo.loss`: policy or group loss) whose registry holds
+    `name`, with the registry key; an unknown name lists every registry of the path."""
+    key = name
+    if axes[0].resolve is not None:
         try:
-            resolve_reward(ref)
+            key = axes[0].resolve(name)
         except LenrlError as e:
-            raise LenrlError(f"config rewards[{i}].name: {e}") from None
-        REWARDS.check_params(ref, r.params, where=f"rewards[{i}]")
-        GROUP_FILTERS.check_params(r.groups.name, r.groups.params, f"rewards[{i}].groups")
-        _probe_filter(f"rewards[{i}].groups", r.groups)
+            raise LenrlError(f"{_place(where, '.name')}: {e}") from None
+    for axis in axes:
+        if key in axis.registry().names():
+            return axis, key
+    if len(axes) == 1:
+        axes[0].registry().get(key, where)  # raises the registry's own "unknown ..." error
+    kinds = " or ".join(a.registry().kind for a in axes)
+    known = ", ".join(sorted(n for a in axes for n in a.registry().names()))
+    raise LenrlError(f"unknown {kinds} {name!r} at {where}; available: {known}")
 
 
-def loss_registry(name: str) -> typing.Any:
-    """`algo.loss` names a per-token policy loss or a group loss; unknown names list both registries."""
-    from lenrl.algos import GROUP_LOSSES, POLICY_LOSSES
-
-    if name in GROUP_LOSSES.names():
-        return GROUP_LOSSES
-    if name not in POLICY_LOSSES.names():
-        known = ", ".join(sorted(POLICY_LOSSES.names() + GROUP_LOSSES.names()))
-        raise LenrlError(f"unknown policy loss {name!r} at algo.loss; available: {known}")
-    return POLICY_LOSSES
+def check_reward(spec: Any, where: str, *, budgets: list[int], thinking: bool) -> None:
+    """One reward spec outside a training config (`lenrl eval --reward`): name, parameters, values."""
+    axis = next(a for a in AXES if a.label == "reward")
+    _, key = axis_of([axis], spec.name, where)
+    reg = axis.registry()
+    reg.check_params(key, spec.params, where)
+    _probe(where, lambda: probe_reward(reg.get(key), spec.params, budgets=budgets, thinking=thinking))
 
 
-def _check_groups_whole(cfg: Config) -> None:
-    """A group loss reshapes its micro-batch by group (DRPO's `uid` reshape, algorithms.md §2.6, §12.4):
-    micro-batches of whole groups need micro_batch_size to be a multiple of the group size."""
-    from lenrl.algos import GROUP_LOSSES
-
-    name, mbs, n = cfg.algo.loss.name, cfg.train.micro_batch_size, cfg.rollout.n
-    if name in GROUP_LOSSES.names() and mbs % n:
-        _fail(
-            "train.micro_batch_size",
-            f"{mbs} splits groups of rollout.n={n}; the group loss {name!r} needs whole groups per micro-batch "
-            f"(use a multiple of {n})",
-        )
+def check_grader(spec: Any, where: str, *, thinking: bool) -> None:
+    """One grader spec outside a training config (`lenrl eval`): name, parameters, values."""
+    axis = next(a for a in AXES if a.label == "grader")
+    _, key = axis_of([axis], spec.name, where)
+    reg = axis.registry()
+    reg.check_params(key, spec.params, where)
+    _probe(where, lambda: probe_grader(reg.get(key), spec.params, thinking=thinking))
 
 
-def budget_at(cfg: Config, schedule: typing.Callable[..., int], step: int) -> int:
-    """The response budget in force at training step `step` (1-based)."""
-    return schedule(step=step - 1, total_steps=cfg.train.steps, max_tokens=cfg.rollout.max_tokens)
-
-
-def _check_budgets(cfg: Config, schedule: typing.Callable[..., int]) -> None:
-    """Every step's budget must be a positive token count within rollout.max_tokens (the engine's cap)."""
-    for step in range(1, cfg.train.steps + 1):
-        try:
-            b = budget_at(cfg, schedule, step)
-        except ValueError as e:
-            _fail("rollout.budget", str(e))
-        if not isinstance(b, int) or not 0 < b <= cfg.rollout.max_tokens:
-            _fail(
-                "rollout.budget", f"step {step} budget {b!r} is not in [1, rollout.max_tokens={cfg.rollout.max_tokens}]"
-            )
-
-
-def _probe_filter(where: str, spec: typing.Any) -> None:
-    """Call a group filter once on a toy batch so that a bad parameter value fails at load."""
-    import torch
-
-    from lenrl.algos import GROUP_FILTERS, FilterInput
-
+def _probe(where: str, call: Callable[[], None]) -> None:
     try:
-        GROUP_FILTERS.bind(spec.name, spec.params)(
-            FilterInput(torch.zeros(2), torch.zeros(2, dtype=torch.bool), torch.zeros(2, dtype=torch.long))
-        )
-    except ValueError as e:
-        _fail(where, str(e))
+        call()
+    except ValueError as e:  # the registries' contract for a bad parameter value
+        raise LenrlError(f"{_place(where)}: {' '.join(str(e).split())}") from None
 
 
-def _probe_values(cfg: Config) -> None:
-    """Call each configured tensor function once on a 2-response toy batch, so that parameter values the
-    function rejects (clip bounds outside (0, 1], a negative eps...) fail at load, not at step 1."""
-    import torch
-
-    from lenrl.algos import (
-        ADVANTAGES,
-        AGGREGATIONS,
-        GROUP_LOSSES,
-        KL_ESTIMATORS,
-        POLICY_LOSSES,
-        QUESTION_BUDGETS,
-        AdvantageInput,
-        GroupLossInput,
-        LossInput,
-    )
-
-    a = cfg.algo
-    x2 = torch.zeros(2, 1)
-    mask = torch.ones(2, 1, dtype=torch.bool)
-    probes = [
-        (
-            "algo.advantage",
-            ADVANTAGES,
-            a.advantage,
-            (
-                AdvantageInput(
-                    torch.tensor([0.0, 1.0]),
-                    torch.zeros(2, dtype=torch.long),
-                    torch.ones(2, dtype=torch.long),
-                    torch.zeros(2, dtype=torch.bool),
-                ),
-            ),
-            {},
-        ),
-        ("algo.loss", POLICY_LOSSES, a.loss, (LossInput(x2, x2, torch.ones(2), mask),), {})
-        if loss_registry(a.loss.name) is POLICY_LOSSES
-        else (
-            "algo.loss",
-            GROUP_LOSSES,
-            a.loss,
-            (
-                GroupLossInput(
-                    x2,
-                    x2,
-                    mask,
-                    torch.tensor([True, False]),
-                    torch.ones(2, dtype=torch.long),
-                    torch.zeros(2, dtype=torch.long),
-                ),
-            ),
-            {"num_groups": 1, "num_tokens": 2, "max_len": 2},
-        ),
-        (
-            "algo.aggregation",
-            AGGREGATIONS,
-            a.aggregation,
-            (x2, mask),
-            {"num_tokens": 2, "num_seqs": 2, "max_len": cfg.rollout.max_tokens},
-        ),
-        ("algo.kl", KL_ESTIMATORS, a.kl, (x2, x2), {}),
-        (
-            "rollout.question_budget",
-            QUESTION_BUDGETS,
-            cfg.rollout.question_budget,
-            (),
-            {"budget": 2, "correct_B": torch.tensor([True, False]), "len_B": torch.ones(2), "max_tokens": 2},
-        ),
-    ]
-    _probe_filter("algo.filter", a.filter)
-    for where, reg, spec, args, kwargs in probes:
-        try:
-            reg.bind(spec.name, spec.params)(*args, **kwargs)
-        except ValueError as e:
-            _fail(where, str(e))
+def _place(where: str, key: str = "") -> str:
+    """`config rewards[0]<key>` for a config location; a command-line option (`--reward`) as it is."""
+    return where if where.startswith("-") else f"config {where}{key}"

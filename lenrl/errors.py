@@ -1,22 +1,55 @@
-"""User-facing errors.
+"""User-facing errors and interruptions.
 
 A `LenrlError` carries a one-line message that says what is wrong and where (file, line, config key).
 The command-line entry points catch it and print `lenrl: error: <message>` without a traceback.
+SIGTERM (what `kill`, `ray job stop` and schedulers send) and SIGINT arrive as an `Interrupted`
+exception, so that cleanup runs exactly as for an error: a half-made run directory is removed, Ray is
+shut down, reward workers are killed.
 """
 
+import signal
 import sys
+import threading
 from collections.abc import Callable
+from types import FrameType
 
 
 class LenrlError(Exception):
     """Bad input from the user: config, data file, model path, cluster address."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """The process received `signum` (SIGTERM or SIGINT); raised in the main thread by the handler."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def interrupt_on_signals() -> None:
+    """Turn SIGTERM and SIGINT into `Interrupted` in the main thread. The first signal restores the
+    default handlers, so a second one stops the process at once even if cleanup hangs."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        raise Interrupted(signum)
+
+    if threading.current_thread() is threading.main_thread():  # signal.signal works only there
+        for s in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(s, handler)
+
+
 def exit_code_of(command: Callable[[], int]) -> int:
     """Run a command-line entry point: bad input (a LenrlError, also one raised inside a Ray actor, which
-    arrives wrapped with the original as `.cause`) becomes one line on stderr and exit status 2."""
+    arrives wrapped with the original as `.cause`) becomes one line on stderr and exit status 2; an
+    interruption, one line and 128 + the signal number (the shell's convention)."""
     try:
         return command()
+    except KeyboardInterrupt as e:
+        signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
+        print(f"lenrl: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        return 128 + signum
     except LenrlError as e:
         print(f"lenrl: error: {e}", file=sys.stderr)
         return 2

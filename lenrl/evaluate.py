@@ -11,12 +11,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
 
-from lenrl.errors import LenrlError, exit_code_of
+from lenrl.errors import LenrlError, exit_code_of, interrupt_on_signals
 from lenrl.files import atomic_write
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a float that is not NaN or infinite (Python's float() accepts "nan" and "inf")."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -30,8 +42,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a("--data", action="append", default=[], help="NAME=PATH: a local JSONL/Parquet copy (problem/answer columns)")
     a("--limit", type=int, default=None, help="first N questions of each benchmark")
     a("--n", type=int, default=4, help="samples per question (avg@n, pass@k, maj@k)")
-    a("--temperature", type=float, default=0.6, help="0 = greedy")
-    a("--top-p", type=float, default=0.95)
+    a("--temperature", type=finite_float, default=0.6, help="0 = greedy")
+    a("--top-p", type=finite_float, default=0.95)
     a("--max-tokens", type=int, default=512, help="generation cap (the longest budget)")
     a("--budgets", default="", help="comma list of increasing token budgets for accuracy vs budget")
     a("--force-tokens", type=int, default=32, help="tokens of a forced answer (budget forcing)")
@@ -40,7 +52,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a("--instruction", default=None, help="appended to each question (default: the training instruction)")
     a("--system-prompt", default=None)
     a("--max-prompt-tokens", type=int, default=1024)
-    a("--reward", default="math_correct", help="grading reward: built-in name, module:fn or file.py:fn")
+    a("--reward", default="math_correct", help="scoring reward: built-in name, module:fn or file.py:fn")
+    a("--grader", default="math", help="verifier that decides each answer's correctness once (name or file.py:fn)")
+    a("--fallback", default=None, help="math grader without a box: none | last_number (default: GSM8K last_number)")
+    a("--thinking", action="store_true", help="the model thinks first (R1-style): no `</think>`, no answer")
     a("--seed", type=int, default=0)
     a("--chunk", type=int, default=32, help="questions per generation call (the unit of resume)")
     a("--workers", type=int, default=1, help="vLLM engines (Ray actors) splitting the questions")
@@ -69,9 +84,10 @@ def settings_from(args: argparse.Namespace):  # -> EvalSettings
         force_text=args.force_text,
         system_prompt=args.system_prompt,
         think_prefix=args.think_prefix,
+        thinking=args.thinking,
         max_prompt_tokens=args.max_prompt_tokens,
         chunk=args.chunk,
-        extra={"reward": args.reward},
+        extra={"reward": args.reward, "grader": args.grader, "fallback": args.fallback},
         **kw,
     )
 
@@ -81,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     names = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
+    if not names:
+        raise LenrlError(f"--benchmarks names no benchmark (got {args.benchmarks!r})")
     data = args.data_map = parse_data_args(args.data, names)
     check_benchmark_names(names, data)
     models = args.model or ["embedded:smollm2-135m"]
@@ -89,10 +107,11 @@ def run(args: argparse.Namespace) -> int:
         raise LenrlError(f"--label: give one distinct label per --model, got {labels} for {len(models)} models")
     if args.workers < 1:
         raise LenrlError(f"--workers must be >= 1, got {args.workers}")
-    problems = {b: load_benchmark(b, data.get(b), limit=args.limit) for b in names}  # bad data fails before Ray
-    baseline = _baseline(args.baseline) if args.baseline else None
     out = Path(args.out or f"evals/eval-{time.strftime('%Y%m%d-%H%M%S')}")
     dirs = [out if len(models) == 1 else out / label for label in labels]
+    check_before_ray(args, models, names, dirs, settings)
+    problems = {b: load_benchmark(b, data.get(b), limit=args.limit) for b in names}  # bad data fails before Ray
+    baseline = _baseline(args.baseline) if args.baseline else None
 
     from lenrl.train import init_ray
 
@@ -112,6 +131,64 @@ def run(args: argparse.Namespace) -> int:
     if len(models) > 1:
         print(f"lenrl eval: comparison {write_comparison(dirs, out)}")
     return 0
+
+
+def check_before_ray(args: argparse.Namespace, models: list[str], names: list[str], dirs: list[Path], settings) -> None:
+    """Everything about the command that can be wrong and is cheap to check, before Ray, vLLM or a model
+    start (30-60 s): the model paths, the reward and grader with their parameters, and output
+    directories that hold another evaluation."""
+    from lenrl.config import RewardSpec
+    from lenrl.config_checks import check_grader, check_reward
+
+    for m in models:
+        _check_model(m)
+    budgets = [*settings.budgets, settings.max_tokens]
+    check_reward(RewardSpec(args.reward), "--reward", budgets=budgets, thinking=args.thinking)
+    for bench in names:  # the specs `_evaluate` grades with
+        check_grader(grader_spec(args, bench), "--grader", thinking=args.thinking)
+    record = json.loads(json.dumps(settings.record()))  # as settings.json holds it
+    for d in dirs:
+        if d.exists() and not d.is_dir():
+            raise LenrlError(f"--out: {d} is a file, not a directory")
+        for bench in names:
+            _check_resumable(d / bench / "settings.json", record)
+
+
+def _check_model(name: str) -> None:
+    """A local path must hold a model (config.json); a name that is neither a path nor a valid Hugging
+    Face id (`org/name`) is a missing directory, not a hub download that fails after Ray started."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    from lenrl.model.embedded import EMBEDDED
+
+    path = Path(name).expanduser()
+    if name == EMBEDDED:
+        return
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise LenrlError(f"--model {name}: holds no model (no config.json)")
+        return
+    try:
+        if name.startswith((".", "/", "~")):
+            raise HFValidationError("a path")
+        validate_repo_id(name)
+    except HFValidationError:
+        raise LenrlError(f"--model {name}: no such directory (and not a Hugging Face model id)") from None
+
+
+def _check_resumable(path: Path, record: dict) -> None:
+    """An output directory resumes only the evaluation it holds (`SampleFile.resume` enforces it too,
+    once the engines are up; this says it before they start)."""
+    if not path.exists():
+        return
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as e:
+        raise LenrlError(f"{path}: unreadable ({type(e).__name__}); use another --out or delete it") from None
+    if old != record:
+        diff = sorted(k for k in set(old) | set(record) if old.get(k) != record.get(k))
+        what = f"holds an evaluation with other settings ({', '.join(diff)})"
+        raise LenrlError(f"{path.parent}: {what}; use another --out or delete it")
 
 
 def evaluate_model(model: str, label: str, out: Path, problems: dict, settings, args, baseline: dict | None) -> None:
@@ -142,22 +219,33 @@ def evaluate_model(model: str, label: str, out: Path, problems: dict, settings, 
             ray.kill(a)
 
 
+def grader_spec(args: argparse.Namespace, bench: str):  # -> FnSpec
+    """The grader of `bench`: `--grader` with, for the math grader, the benchmark's fallback (GSM8K: the
+    last number, docs/algorithms.md §11.2) unless `--fallback` says otherwise."""
+    from lenrl.config import FnSpec
+    from lenrl.eval.benchmarks import reward_params
+
+    params = reward_params(bench) if args.grader == "math" else {}
+    if args.fallback is not None:
+        params["fallback"] = args.fallback
+    return FnSpec(args.grader, params)
+
+
 def _evaluate(bench, prompts, engines, tok, settings, out: Path, model, label, args, baseline):
     from lenrl.config import RewardSpec
-    from lenrl.eval.benchmarks import reward_params
     from lenrl.eval.runner import BenchmarkEval
     from lenrl.reward_runner import RewardRunner
     from rewards.math_correct import extract_answer, normalize
 
-    params = reward_params(bench) if args.reward == "math_correct" else {}
-    fallback = params.get("fallback", "none")
+    grader = grader_spec(args, bench)
+    fallback = grader.params.get("fallback", "none")
 
-    def extract(text: str) -> str | None:
-        a = extract_answer(text, fallback=fallback)
+    def extract(text: str) -> str | None:  # majority voting: the math grader's extraction rule
+        a = extract_answer(text, fallback=fallback, thinking=args.thinking)
         return None if a is None else normalize(a)
 
     base = (baseline or {}).get(bench)
-    with RewardRunner([RewardSpec(args.reward, params=params)], num_workers=2) as rewards:
+    with RewardRunner([RewardSpec(args.reward)], grader=grader, thinking=args.thinking, num_workers=2) as rewards:
         ev = BenchmarkEval(engines, rewards, tok, settings, extract)
         meta = {
             "label": label,
@@ -239,6 +327,7 @@ def compare_main(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    interrupt_on_signals()  # SIGTERM shuts Ray down; samples.jsonl keeps whole questions (resume drops the rest)
     return exit_code_of(lambda: run(args))
 
 

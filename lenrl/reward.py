@@ -9,6 +9,9 @@ keyword-only arguments, bound from config at load time:
     def my_reward(x: RewardInput, *, scale: float = 1.0) -> RewardOutput: ...
 
 A score of NaN means "not applicable" for that sample (it contributes nothing to the weighted sum).
+
+Correctness is not a reward's business: the run's grader (`GRADERS`, `grader:` in the config) decides it
+once per sample before any reward runs, and every reward reads that verdict as `x.correct_B` (`graded`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 
 import torch
 
-from lenrl.records import Rollout
+from lenrl.records import RolloutBatch
 from lenrl.registry import Registry
 
 REWARDS = Registry("reward")
@@ -39,6 +42,9 @@ class RewardInput:
     prompts / completions: text; completion_ids: token ids; answers: reference answers;
     meta: the dataset row's other columns. Tensors: response_len_B and think_len_B (long, tokens),
     truncated_B (bool, finish reason was "length"), group_id_B (long), budget_B (long, max_tokens).
+    correct_B (bool): the run's grader's verdict, decided once per sample by the RewardRunner before any
+    reward runs (None until then; read it with `graded(x)`). thinking: the run's thinking mode
+    (`model.thinking`): whether a response without `</think>` has an answer (`lenrl.lengths.answer_span`).
     """
 
     prompts: list[str]
@@ -51,6 +57,8 @@ class RewardInput:
     truncated_B: torch.Tensor
     group_id_B: torch.Tensor
     budget_B: torch.Tensor
+    correct_B: torch.Tensor | None = None
+    thinking: bool = False
 
     def __len__(self) -> int:
         return len(self.completions)
@@ -69,34 +77,44 @@ class RewardInput:
             truncated_B=self.truncated_B[t],
             group_id_B=self.group_id_B[t],
             budget_B=self.budget_B[t],
+            correct_B=None if self.correct_B is None else self.correct_B[t],
+            thinking=self.thinking,
         )
+
+
+def graded(x: RewardInput) -> torch.Tensor:
+    """x.correct_B (B,) bool: the grader's verdict that every reward reads instead of grading again."""
+    if x.correct_B is None:
+        raise ValueError("this reward reads x.correct_B, which the RewardRunner's grader sets; it is None here")
+    if tuple(x.correct_B.shape) != (len(x),):
+        raise ValueError(f"x.correct_B has shape {tuple(x.correct_B.shape)}, expected ({len(x)},)")
+    return x.correct_B.bool()
 
 
 @dataclass
 class RewardOutput:
-    """score_B: float, NaN = not applicable. correct_B: optional bool verifier outcome (accuracy,
-    filtering, pass@k). parts: named float tensors, for logging only."""
+    """score_B: float, NaN = not applicable. parts: named float tensors, for logging only. Correctness
+    is not a reward's output: the run's grader decides it once (RewardInput.correct_B)."""
 
     score_B: torch.Tensor
-    correct_B: torch.Tensor | None = None
     parts: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def reward_input_from_rollouts(
-    rollouts: list[Rollout], prompts: list[str], answers: list[str], meta: list[dict[str, Any]]
+    rollouts: RolloutBatch, prompts: list[str], answers: list[str], meta: list[dict[str, Any]]
 ) -> RewardInput:
-    """Build the reward view of a rollout batch; prompts/answers/meta are aligned with `rollouts`."""
+    """The reward view of a columnar rollout batch; prompts/answers/meta are aligned with its rows."""
     return RewardInput(
         prompts=prompts,
-        completions=[r.text for r in rollouts],
-        completion_ids=[list(r.response_ids) for r in rollouts],
+        completions=list(rollouts.texts),
+        completion_ids=[list(ids) for ids in rollouts.response_ids],
         answers=answers,
         meta=meta,
-        response_len_B=torch.tensor([r.response_len for r in rollouts], dtype=torch.long),
-        think_len_B=torch.tensor([r.think_len for r in rollouts], dtype=torch.long),
-        truncated_B=torch.tensor([r.truncated for r in rollouts], dtype=torch.bool),
-        group_id_B=torch.tensor([r.group_id for r in rollouts], dtype=torch.long),
-        budget_B=torch.tensor([r.budget for r in rollouts], dtype=torch.long),
+        response_len_B=rollouts.response_len_B,
+        think_len_B=rollouts.think_len_B,
+        truncated_B=rollouts.truncated_B,
+        group_id_B=rollouts.group_id_B,
+        budget_B=rollouts.budget_B,
     )
 
 

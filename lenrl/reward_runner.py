@@ -1,39 +1,46 @@
-"""Run reward plugins in a pool of worker processes.
+"""Grade every sample once, then run the reward plugins, in a pool of worker processes.
 
-Why processes: math-verify can hang on adversarial LaTeX, and its `signal.alarm` timeouts work only on
-a process's main thread, which the driver (running Ray threads) cannot offer. Each worker runs a plugin
-call on its main thread; a call that still hangs past `timeout_s` gets its pool killed and recreated.
-The pool uses the "spawn" context because forking a process that runs threads is unsafe.
+Correctness is decided ONCE per sample by the run's grader (`grader:` in the config: a registered name
+such as `math` with `fallback`, or `module:fn` / `file.py:fn` as for rewards; thinking mode from
+`model.thinking`), before any reward runs, and reaches every reward as
+`RewardInput.correct_B`; gating (`gate: correct`), the group selectors and `ScoredBatch.correct_B` use the
+same verdict, so no two parts of a run can disagree on which answers are right.
 
-A batch is split into chunks that keep every group (`group_id_B`) whole, since rewards may be
+Both run in `lenrl.reward_pool.TaskPool` workers (main thread, so math-verify's signal timeouts work), each
+task under its own timeout: grading is one task per sample, so one pathological answer (a power tower,
+thousands of nested braces) times out alone: it is scored wrong, counted in `reward/timeouts`, and the
+step or evaluation goes on. A grader that raises on a sample scores it wrong too (`reward/errors`).
+
+Rewards: a batch is split into chunks that keep every group (`group_id_B`) whole, since rewards may be
 group-relative; each (plugin, chunk) pair is one task. Combination: `score_B = sum_k weight_k *
 score_k`, where a NaN score ("not applicable") counts as 0.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import hashlib
 import importlib
 import importlib.util
 import logging
 import math
-import multiprocessing
 import os
 import pickle
 import sys
+import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import torch
 
 from lenrl.algos.filters import GROUP_FILTERS, FilterInput
 from lenrl.errors import LenrlError
-from lenrl.reward import REWARDS, RewardInput, RewardOutput, call_reward, nan_to_zero, nanmean
+from lenrl.registry import Registry
+from lenrl.reward import GRADERS, REWARDS, RewardInput, RewardOutput, call_reward, graded, nan_to_zero, nanmean
+from lenrl.reward_pool import TaskPool, TaskResult
 
 log = logging.getLogger(__name__)
-START_TIMEOUT_S = 300.0  # a worker that cannot import torch and the plugins in this long is stuck
+COUNT_METRICS = ("reward/timeouts", "reward/errors")  # sample counts: summed, never averaged, across draws
 
 
 class RewardSpecLike(Protocol):
@@ -44,10 +51,18 @@ class RewardSpecLike(Protocol):
     params: dict[str, Any]
 
 
+class GraderSpecLike(Protocol):
+    """What the runner reads of the grader spec (lenrl.config.FnSpec fits)."""
+
+    name: str
+    params: dict[str, Any]
+
+
 @dataclass(frozen=True)
 class ScoredBatch:
-    """score_B: weighted sum (NaN counted as 0); correct_B: from the first plugin that gives one,
-    else score_B > 0; metrics: reward/<name>, reward/<name>/<part> (nan-means), reward/errors."""
+    """score_B: weighted sum (NaN counted as 0); correct_B: the grader's verdict (bool); metrics:
+    reward/<name>, reward/<name>/<part> (nan-means), reward/timeouts (samples whose grading timed out),
+    reward/errors (samples whose grader raised, plus failed reward chunks under on_error="zero")."""
 
     score_B: torch.Tensor
     correct_B: torch.Tensor
@@ -68,14 +83,22 @@ def metric_label(name: str) -> str:
 
 
 def resolve_reward(ref: str) -> Any:
+    return resolve_ref(ref, REWARDS)
+
+
+def resolve_grader(ref: str) -> Any:
+    return resolve_ref(ref, GRADERS)
+
+
+def resolve_ref(ref: str, registry: Registry) -> Any:
     """The function for a registry name, `package.module:function` or `path/to/file.py:function`.
 
-    Loaded functions are registered under their reference, so `REWARDS.check_params` applies to them.
+    Loaded functions are registered under their reference, so `registry.check_params` applies to them.
     """
     import rewards  # noqa: F401  (registers the built-ins)
 
-    if ref in REWARDS.names() or ":" not in ref:
-        return REWARDS.get(ref)
+    if ref in registry.names() or ":" not in ref:
+        return registry.get(ref)
     target, fn_name = ref.rsplit(":", 1)
     try:
         if target.endswith(".py"):
@@ -83,43 +106,56 @@ def resolve_reward(ref: str) -> Any:
                 raise FileNotFoundError(f"no file {target}")
             mod_name = "_lenrl_reward_" + hashlib.sha1(target.encode()).hexdigest()[:12]
             spec = importlib.util.spec_from_file_location(mod_name, target)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"{target} is not a Python module")
             module = importlib.util.module_from_spec(spec)
             sys.modules[mod_name] = module  # dataclasses and pickling look modules up here
             spec.loader.exec_module(module)
         else:
             module = importlib.import_module(target)
         fn = getattr(module, fn_name)
-    except (ImportError, OSError, AttributeError) as e:
-        raise LenrlError(f"cannot load reward {ref!r}: {type(e).__name__}: {e}") from None
-    REWARDS.register(ref)(fn)
+    except Exception as e:  # anything the user's module raises at import (SyntaxError included): one line
+        at = [f.lineno for f in traceback.extract_tb(e.__traceback__) if f.filename == target]
+        where = f" ({target}:{at[-1]})" if at and not isinstance(e, SyntaxError) else ""
+        msg = " ".join(str(e).split())
+        raise LenrlError(f"cannot load {registry.kind} {ref!r}{where}: {type(e).__name__}: {msg}") from None
+    if not callable(fn):
+        raise LenrlError(f"cannot load {registry.kind} {ref!r}: {fn_name} is a {type(fn).__name__}, not a function")
+    registry.register(ref)(fn)
     return fn
 
 
-def _init_worker() -> None:
-    # Plugins are light Python; one torch thread per worker avoids oversubscribing the CPU cores.
-    torch.set_num_threads(1)
+WARM_COMPLETION, WARM_ANSWER = "</think> so \\boxed{\\frac{1}{2}}", "0.5"  # exercises math-verify's parser
 
 
-def _warmup(refs: list[str]) -> None:
+def _warmup(refs: list[str], grader: str, grader_params: dict[str, Any], thinking: bool) -> None:
+    """Worker start-up, before any timed task: plugins loaded, and the grader run once, so imports and
+    math-verify's first parse (seconds under load) never count against a sample's timeout."""
+    torch.set_num_threads(1)  # plugins are light Python; one thread per worker avoids oversubscription
     for ref in refs:
         resolve_reward(ref)
+    try:
+        resolve_grader(grader)(WARM_COMPLETION, WARM_ANSWER, thinking=thinking, **grader_params)
+    except Exception:  # only a warm-up: a grader that fails on real samples is reported per sample
+        log.debug("grader warm-up failed", exc_info=True)
 
 
-def _run_chunk(ref: str, params: dict[str, Any], payload: bytes) -> tuple[list[float], Any, dict]:
-    """Worker side: score one chunk. Tensors travel pickled by value (plain `pickle`), not through
-    torch's shared-memory reducers, whose segments would leak when a hung pool is killed."""
+def _grade(grader: str, params: dict[str, Any], thinking: bool, completion: str, answer: str) -> bool:
+    """Worker side: one sample's verdict."""
+    return bool(resolve_grader(grader)(completion, answer, thinking=thinking, **params))
+
+
+def _run_chunk(ref: str, params: dict[str, Any], payload: bytes) -> tuple[list[float], dict]:
+    """Worker side: score one chunk (a pickled RewardInput, correct_B set)."""
     x: RewardInput = pickle.loads(payload)
     out = call_reward(resolve_reward(ref), x, params)
     if not isinstance(out, RewardOutput):
         raise TypeError(f"returned {type(out).__name__}, expected RewardOutput")
     n = len(x)
-    tensors = {"score_B": out.score_B, "correct_B": out.correct_B, **out.parts}
-    for key, t in tensors.items():
-        if t is not None and (not isinstance(t, torch.Tensor) or tuple(t.shape) != (n,)):
+    for key, t in {"score_B": out.score_B, **out.parts}.items():
+        if not isinstance(t, torch.Tensor) or tuple(t.shape) != (n,):
             raise ValueError(f"{key} is {t!r:.80}, expected a tensor of shape ({n},)")
-    correct = None if out.correct_B is None else out.correct_B.bool().tolist()
-    parts = {k: v.double().tolist() for k, v in out.parts.items()}
-    return out.score_B.double().tolist(), correct, parts
+    return out.score_B.double().tolist(), {k: v.double().tolist() for k, v in out.parts.items()}
 
 
 def group_chunks(group_id_B: torch.Tensor, n_chunks: int) -> list[list[int]]:
@@ -137,6 +173,19 @@ def group_chunks(group_id_B: torch.Tensor, n_chunks: int) -> list[list[int]]:
     return chunks
 
 
+def _check_grader(name: str, params: dict[str, Any], thinking: bool) -> None:
+    """Unknown grader, unknown parameter or a bad parameter value (e.g. `fallback: last_numbr`): a
+    LenrlError now, not every sample silently wrong later. The probe grades an empty answer, which
+    needs no verifier."""
+    where = f"grader {name!r}"
+    fn = resolve_grader(name)
+    GRADERS.check_params(name, params, where=where)
+    try:
+        fn("", "", thinking=thinking, **params)
+    except Exception as e:
+        raise LenrlError(f"{where} with params {params}: {' '.join(str(e).split())}") from None
+
+
 def _bind_groups(spec: RewardSpecLike) -> Any:
     """The spec's `groups:` selector bound to its params, or None when it keeps every group."""
     groups = getattr(spec, "groups", None)
@@ -146,16 +195,24 @@ def _bind_groups(spec: RewardSpecLike) -> Any:
 
 
 class RewardRunner:
-    """Scores rollout batches with weighted reward plugins run in `num_workers` spawned processes.
+    """Grades with `grader` (default: `math`, its default params) in `thinking` mode, then scores with
+    weighted reward plugins, in `num_workers` spawned processes.
 
-    `timeout_s` is per chunk: one `score()` call waits `timeout_s` times the number of rounds its tasks
-    need on `num_workers` workers. `on_error="raise"` turns a failed or timed-out chunk into a
-    LenrlError; `on_error="zero"` scores it 0 (NaN for that plugin's metrics) and counts it in
-    `reward/errors`.
+    `timeout_s` is per task: one sample's grading, or one reward plugin on one chunk, counted from the
+    moment a warm worker takes it. A grading that times out or raises scores that sample wrong and the
+    batch goes on, whatever `on_error`. For reward chunks, `on_error="raise"` turns a failed or timed-out
+    chunk into a LenrlError; `on_error="zero"` scores it 0 (NaN for that plugin's metrics) and counts it
+    in `reward/errors`.
     """
 
     def __init__(
-        self, specs: Sequence[RewardSpecLike], num_workers: int = 2, timeout_s: float = 30.0, on_error: str = "raise"
+        self,
+        specs: Sequence[RewardSpecLike],
+        grader: GraderSpecLike | None = None,
+        thinking: bool = False,
+        num_workers: int = 2,
+        timeout_s: float = 30.0,
+        on_error: str = "raise",
     ):
         if on_error not in ("raise", "zero"):
             raise LenrlError(f"reward on_error must be 'raise' or 'zero', got {on_error!r}")
@@ -166,108 +223,90 @@ class RewardRunner:
             raise LenrlError(f"reward metric names must be unique, got {labels}")
         self.specs = list(specs)
         self.refs = [canonical_ref(s.name) for s in self.specs]
-        for spec, ref in zip(self.specs, self.refs, strict=False):
+        for spec, ref in zip(self.specs, self.refs, strict=True):
             resolve_reward(ref)
             REWARDS.check_params(ref, dict(spec.params), where=f"reward {spec.name!r}")
+        self.grader = canonical_ref(grader.name) if grader is not None else "math"
+        self.grader_params = dict(grader.params) if grader is not None else {}
+        self.thinking = bool(thinking)
+        _check_grader(self.grader, self.grader_params, self.thinking)
         self.selectors = [_bind_groups(s) for s in self.specs]
-        self.num_workers, self.timeout_s, self.on_error = max(1, num_workers), timeout_s, on_error
-        self._pool: cf.ProcessPoolExecutor | None = None
+        self.timeout_s, self.on_error = timeout_s, on_error
+        self.num_workers = max(1, num_workers)
+        self._pool: TaskPool | None = None
 
-    def _get_pool(self) -> cf.ProcessPoolExecutor:
-        # Workers start (and import torch and the plugins) before any timed call, so start-up time
-        # never counts against `timeout_s`; one warm-up task per worker makes all of them spawn.
+    def _get_pool(self) -> TaskPool:
         if self._pool is None:
-            ctx = multiprocessing.get_context("spawn")
-            pool = cf.ProcessPoolExecutor(self.num_workers, mp_context=ctx, initializer=_init_worker)
-            try:
-                for f in [pool.submit(_warmup, self.refs) for _ in range(self.num_workers)]:
-                    f.result(timeout=START_TIMEOUT_S)
-            except Exception as e:
-                self._kill(pool)
-                msg = " ".join(f"{type(e).__name__}: {e}".split())
-                raise LenrlError(f"reward workers failed to start: {msg}") from None
-            self._pool = pool
+            args = (self.refs, self.grader, self.grader_params, self.thinking)
+            self._pool = TaskPool(self.num_workers, _warmup, args)
         return self._pool
-
-    @staticmethod
-    def _kill(pool: cf.ProcessPoolExecutor) -> None:
-        # A hung worker never returns, so shutdown() alone would wait forever: kill the processes.
-        procs = list((getattr(pool, "_processes", None) or {}).values())
-        for p in procs:
-            p.kill()
-        pool.shutdown(wait=False, cancel_futures=True)
-        for p in procs:
-            p.join(timeout=5)
 
     def _reset_pool(self) -> None:
         if self._pool is not None:
-            self._kill(self._pool)
+            self._pool.close(kill=True)
             self._pool = None
 
     def score(self, x: RewardInput) -> ScoredBatch:
         n = len(x)
+        metrics: dict[str, float] = dict.fromkeys(COUNT_METRICS, 0.0)
+        correct_B = self._grade(x, metrics) if n else torch.zeros(0, dtype=torch.bool)
+        x = replace(x, correct_B=correct_B, thinking=self.thinking)
         chunks = group_chunks(x.group_id_B, self.num_workers) if n else []
-        pool = self._get_pool() if n else None
         payloads = [pickle.dumps(x.select(idx)) for idx in chunks]
-        tasks = [
-            (k, c, pool.submit(_run_chunk, ref, dict(spec.params), payloads[c]))
-            for k, (spec, ref) in enumerate(zip(self.specs, self.refs, strict=False))
-            for c in range(len(chunks))
-        ]
-        rounds = math.ceil(len(tasks) / self.num_workers)
-        _, not_done = cf.wait([t[2] for t in tasks], timeout=self.timeout_s * rounds)
-        if not_done:
-            self._reset_pool()
+        tasks = [(k, c) for k in range(len(self.specs)) for c in range(len(chunks))]
+        args = [(self.refs[k], dict(self.specs[k].params), payloads[c]) for k, c in tasks]
+        outcomes = self._get_pool().run(_run_chunk, args, self.timeout_s) if tasks else []
         results: dict[tuple[int, int], Any] = {}
-        errors = 0  # failed (plugin, chunk) tasks under on_error="zero"
-        for k, c, fut in tasks:
-            err = self._task_error(fut, not_done)
-            if err is None:
-                results[k, c] = fut.result()
+        for (k, c), res in zip(tasks, outcomes, strict=True):
+            if res.error is None:
+                results[k, c] = res.value
                 continue
             idx = chunks[c][0]
             msg = (
-                f"reward {self.specs[k].name!r} {err} on the chunk starting at sample {idx} "
+                f"reward {self.specs[k].name!r} {res.error} on the chunk starting at sample {idx} "
                 f"(group {int(x.group_id_B[idx])})"
             )
             msg = " ".join(msg.split())  # one line, even when the plugin's message has several
             if self.on_error == "raise":
                 raise LenrlError(msg)
             log.warning("%s; scored 0", msg)
-            errors += 1
-        return self._combine(x, chunks, results, errors)
+            metrics["reward/errors"] += 1
+        return self._combine(x, chunks, results, metrics)
 
-    def _task_error(self, fut: cf.Future, not_done: set) -> str | None:
-        if fut in not_done:
-            return f"timed out after {self.timeout_s:g}s"
-        exc = fut.exception()
-        if exc is None:
-            return None
-        if isinstance(exc, cf.BrokenExecutor):  # a worker died: later calls need a fresh pool
-            self._reset_pool()
-        return f"failed: {type(exc).__name__}: {exc}"
+    def _grade(self, x: RewardInput, metrics: dict[str, float]) -> torch.Tensor:
+        """One grader call per sample, each under `timeout_s`; a timeout or an error is a wrong answer."""
+        args = [
+            (self.grader, self.grader_params, self.thinking, text, gold)
+            for text, gold in zip(x.completions, x.answers, strict=True)
+        ]
+        outcomes: list[TaskResult] = self._get_pool().run(_grade, args, self.timeout_s)
+        for i, res in enumerate(outcomes):
+            if res.error is not None:
+                metrics["reward/timeouts" if res.timed_out else "reward/errors"] += 1
+                log.warning(
+                    "grader %r %s on sample %d (group %d); scored wrong",
+                    self.grader,
+                    res.error[:200],
+                    i,
+                    int(x.group_id_B[i]),
+                )
+        return torch.tensor([bool(r.value) if r.error is None else False for r in outcomes], dtype=torch.bool)
 
-    def _combine(self, x: RewardInput, chunks: list[list[int]], results: dict, errors: int) -> ScoredBatch:
-        """Rewards in config order; `gate` then zeroes a reward where the answer is wrong ("correct") or
-        right ("wrong"), judged by the first reward that returns correct_B (so gating never depends on
-        a length term's own view of correctness)."""
+    def _combine(self, x: RewardInput, chunks: list[list[int]], results: dict, metrics: dict) -> ScoredBatch:
+        """Rewards in config order; `gate` then zeroes a reward where the grader judged the answer wrong
+        ("correct") or right ("wrong"); a `groups` selector keeps a reward on the groups it picks."""
         n = len(x)
-        correct_B: torch.Tensor | None = None
-        metrics: dict[str, float] = {"reward/errors": float(errors)}
+        correct_B = graded(x)
         scores: list[torch.Tensor] = []
         for k, spec in enumerate(self.specs):
-            s_B, c_B, parts = self._gather(n, k, chunks, results)
+            s_B, parts = self._gather(n, k, chunks, results)
             scores.append(s_B)
-            if c_B is not None and correct_B is None:
-                correct_B = c_B
             label = metric_label(spec.name)
             metrics[f"reward/{label}"] = nanmean(s_B)
             metrics.update({f"reward/{label}/{p}": nanmean(v) for p, v in parts.items()})
         score_B = torch.zeros(n, dtype=torch.float32)
-        for spec, s_B, select in zip(self.specs, scores, self.selectors, strict=False):
+        for spec, s_B, select in zip(self.specs, scores, self.selectors, strict=True):
             gate = getattr(spec, "gate", "none")
-            if (gate != "none" or select is not None) and correct_B is None:
-                raise LenrlError(f"reward {spec.name!r} has a gate or groups selector but no reward returns correct_B")
             if gate != "none":
                 s_B = torch.where(correct_B if gate == "correct" else ~correct_B, s_B, 0.0)
             if select is not None:  # batch-level: e.g. GRPO-λ's top-λ groups by correctness ratio
@@ -277,31 +316,28 @@ class RewardRunner:
                     float(keep_B.double().mean()) if n else math.nan
                 )
             score_B += (spec.weight * nan_to_zero(s_B)).float()
-        return ScoredBatch(score_B, score_B > 0 if correct_B is None else correct_B, metrics)
+        return ScoredBatch(score_B, correct_B, metrics)
 
-    def _gather(self, n: int, k: int, chunks: list[list[int]], results: dict):
-        """Plugin k's per-sample score (NaN where its chunk failed), correct_B or None, and parts."""
+    def _gather(
+        self, n: int, k: int, chunks: list[list[int]], results: dict
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Plugin k's per-sample score (NaN where its chunk failed) and parts."""
         s_B = torch.full((n,), math.nan, dtype=torch.float64)
-        c_B = torch.zeros(n, dtype=torch.bool)
         parts: dict[str, torch.Tensor] = {}
-        gave_correct = False
         for c, idx in enumerate(chunks):
             if (k, c) not in results:
                 continue  # failed chunk under on_error="zero": NaN here, 0 in score_B
-            s, corr, pts = results[k, c]
+            s, pts = results[k, c]
             t = torch.tensor(idx, dtype=torch.long)
             s_B[t] = torch.tensor(s, dtype=torch.float64)
-            if corr is not None:
-                gave_correct = True
-                c_B[t] = torch.tensor(corr, dtype=torch.bool)
             for name, v in pts.items():
                 parts.setdefault(name, torch.full((n,), math.nan, dtype=torch.float64))
                 parts[name][t] = torch.tensor(v, dtype=torch.float64)
-        return s_B, (c_B if gave_correct else None), parts
+        return s_B, parts
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.close()
             self._pool = None
 
     def __enter__(self) -> RewardRunner:

@@ -18,12 +18,13 @@ if __package__ in (None, ""):
     sys.path[0] = _root
 
 import argparse
+import logging
 import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
-from lenrl.config import Config, available_algos, load_config
-from lenrl.errors import LenrlError, exit_code_of
+from lenrl.config import Config, available_algos
+from lenrl.errors import LenrlError, exit_code_of, interrupt_on_signals
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,7 +34,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--algo", default="grpo", help=f"algorithm preset: {', '.join(available_algos())}")
     p.add_argument("--config", default=None, help="experiment YAML applied on top of base + preset")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.steps=3 rollout.n=8")
-    return p.parse_args(argv)
+    return p.parse_intermixed_args(argv)  # overrides may come before and after --algo / --config
 
 
 def check_ray_address(address: str | None) -> str | None:
@@ -66,40 +67,33 @@ def init_ray(address: str | None, cpus_needed: float) -> bool:
     env["PYTHONWARNINGS"] = os.environ.get("PYTHONWARNINGS", "ignore::FutureWarning,ignore::DeprecationWarning")
     env.update(TOKENIZERS_PARALLELISM="false", TRANSFORMERS_VERBOSITY="error", HF_HUB_DISABLE_PROGRESS_BARS="1")
     if address:
-        ray.init(address=address, runtime_env={"env_vars": env}, logging_level="WARNING")
-        return False
-    ray.init(
-        num_cpus=max(os.cpu_count() or 1, int(cpus_needed + 0.999)),
-        include_dashboard=False,
-        runtime_env={"env_vars": env},
-        logging_level="WARNING",
-    )
-    return True
+        ray.init(address=address, runtime_env={"env_vars": env}, logging_level=logging.WARNING)
+    else:
+        ray.init(
+            num_cpus=max(os.cpu_count() or 1, int(cpus_needed + 0.999)),
+            include_dashboard=False,
+            runtime_env={"env_vars": env},
+            logging_level=logging.WARNING,
+        )
+    # ray.init installs a handler that aborts the driver on SIGTERM (no cleanup): put ours back on top
+    interrupt_on_signals()
+    return not address
 
 
 def run(cfg: Config) -> int:
     from transformers import AutoTokenizer
 
-    from lenrl.data.loaders import assign_target_lengths, load_problems
     from lenrl.data.prompts import PromptRenderer
     from lenrl.data.stream import PromptStream
     from lenrl.model.embedded import resolve_model
     from lenrl.reward_runner import RewardRunner
+    from lenrl.trainer.rundir import RunDir
 
+    run_dir = RunDir(cfg)  # refuses an existing run directory now, not once Ray has started
+    problems = load_data(cfg)  # before the model: a data error costs no model load
     model_path = resolve_model(cfg.model.name)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     d = cfg.data
-    problems = load_problems(
-        d.source,
-        split=d.split,
-        question_field=d.question_field,
-        answer_field=d.answer_field,
-        limit=d.limit,
-        seed=cfg.train.seed,
-        difficulty=d.difficulty,
-    )
-    if d.target_len is not None:
-        problems = assign_target_lengths(problems, *d.target_len, seed=cfg.train.seed)
     render = PromptRenderer(tokenizer, d.instruction, d.max_prompt_tokens, d.system_prompt)
     # rendered once up front (a too-long prompt fails here); `{budget}` prompts are re-rendered per draw
     prompts = render(problems, cfg.rollout.max_tokens)
@@ -108,17 +102,18 @@ def run(cfg: Config) -> int:
     started = start_ray(cfg)
     try:
         from lenrl.trainer.loop import train
-        from lenrl.trainer.rundir import RunDir
         from lenrl.trainer.sampling import BatchSampler
 
         rewards = RewardRunner(
             cfg.rewards,
+            grader=cfg.grader,
+            thinking=cfg.model.thinking,
             num_workers=cfg.train.reward_workers,
             timeout_s=cfg.train.reward_timeout_s,
             on_error=cfg.train.reward_on_error,
         )
         engines, learners = build_actors(cfg, model_path)
-        with rewards, RunDir(cfg) as run_dir:
+        with rewards, run_dir:
             print(f"lenrl: run directory {run_dir.path}", flush=True)
             sampler = BatchSampler(
                 cfg,
@@ -146,6 +141,26 @@ def run(cfg: Config) -> int:
     if result.checkpoint:
         print(f"lenrl: evaluate it with: lenrl eval --model {result.checkpoint} --benchmarks math500,gsm8k")
     return 0
+
+
+def load_data(cfg: Config):  # -> list[Problem]
+    """The training problems, with L1 target lengths when `data.target_len` asks for them."""
+    from lenrl.data.loaders import assign_target_lengths, load_problems
+
+    d = cfg.data
+    problems = load_problems(
+        d.source,
+        split=d.split,
+        question_field=d.question_field,
+        answer_field=d.answer_field,
+        limit=d.limit,
+        seed=cfg.train.seed,
+        difficulty=d.difficulty,
+    )
+    if d.target_len is not None:
+        low, high = d.target_len
+        problems = assign_target_lengths(problems, low, high, seed=cfg.train.seed)
+    return problems
 
 
 def question_budgets(cfg: Config, model_path: str):  # -> QuestionBudgets
@@ -193,8 +208,11 @@ def build_actors(cfg: Config, model_path: str):  # -> tuple[RolloutGroup, Learne
 
 
 def main(argv: list[str] | None = None) -> int:
+    from lenrl.config_checks import load_checked_config
+
     args = parse_args(argv)
-    return exit_code_of(lambda: run(load_config(args.algo, args.config, args.overrides)))
+    interrupt_on_signals()  # SIGTERM cleans up as an error does: no half-made run directory stays
+    return exit_code_of(lambda: run(load_checked_config(args.algo, args.config, args.overrides)))
 
 
 if __name__ == "__main__":

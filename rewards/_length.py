@@ -1,9 +1,8 @@
 """Shared helpers for the length-shaping rewards (`length_penalty.py`, `length_group.py`, `format.py`).
 
 Nothing here is registered. Lengths are always token counts from the batch tensors (never characters,
-algorithms.md §12.1); correctness always comes from `math_correct`'s grading, so every length reward
-judges answers exactly as the correctness reward it is composed with (pass the same `fallback` and
-`require_think_close`).
+algorithms.md §12.1); correctness is never re-graded here: every length reward reads x.correct_B (via
+`lenrl.reward.graded`), the verdict of the run's grader, so all rewards and the gating agree on it.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from collections.abc import Sequence
 import torch
 
 from lenrl.reward import RewardInput, RewardOutput
-from rewards.math_correct import FALLBACKS, math_correct
 
 LENGTH_ON = ("total", "think")
 
@@ -36,10 +34,6 @@ def check_range(reward: str, name: str, value: float, low: float, high: float) -
         raise ValueError(f"{reward}: {name} must be in [{low:g}, {high:g}], got {value!r}")
 
 
-def check_grading(reward: str, fallback: str) -> None:
-    check_choice(reward, "fallback", fallback, FALLBACKS)
-
-
 def lengths(x: RewardInput, length_on: str) -> torch.Tensor:
     """Token lengths (B,) float64. "total": every response token (x.response_len_B). "think": tokens up
     to and including `</think>` (x.think_len_B); a response without `</think>` (think_len 0, e.g. cut
@@ -49,13 +43,6 @@ def lengths(x: RewardInput, length_on: str) -> torch.Tensor:
         return total
     think = x.think_len_B.double()
     return torch.where(think > 0, think, total)
-
-
-def grade(x: RewardInput, fallback: str, require_think_close: bool) -> torch.Tensor:
-    """Correctness (B,) bool, graded by `math_correct` with the same parameters."""
-    if len(x) == 0:
-        return torch.zeros(0, dtype=torch.bool)
-    return math_correct(x, fallback=fallback, require_think_close=require_think_close).correct_B
 
 
 def targets(x: RewardInput, key: str | None, reward: str, what: str) -> torch.Tensor:
@@ -102,6 +89,6 @@ def group_stat(
     return out[inv]
 
 
-def reward_output(score: torch.Tensor, correct: torch.Tensor | None, **parts: torch.Tensor) -> RewardOutput:
-    """float32 score and parts, as the runner expects; correct_B passed through."""
-    return RewardOutput(score_B=score.float(), correct_B=correct, parts={k: v.float() for k, v in parts.items()})
+def reward_output(score: torch.Tensor, **parts: torch.Tensor) -> RewardOutput:
+    """float32 score and parts, as the runner expects."""
+    return RewardOutput(score_B=score.float(), parts={k: v.float() for k, v in parts.items()})

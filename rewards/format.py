@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import torch
 
 from lenrl.reward import RewardInput, RewardOutput, register_reward
-from rewards._length import check_choice, check_grading
-from rewards.math_correct import extract_answer
+from rewards._length import check_choice
+from rewards.math_correct import FALLBACKS, extract_answer
 
 MODES = ("all", "mean")
 
@@ -42,15 +42,17 @@ def tag_well_formed(text: str, prompt: str, tag: str) -> bool:
     return _tag_span(text, prompt, tag) is not None
 
 
-def answer_span(text: str, prompt: str, in_answer_tag: bool) -> str:
-    """The text the final answer is read from: the `<answer>` content when asked and well-formed."""
+def tagged_answer(text: str, prompt: str, in_answer_tag: bool) -> tuple[str, bool]:
+    """(the text the final answer is read from, whether it is the `<answer>` content): the `<answer>`
+    content when asked and well-formed (already past any thinking), else the whole response."""
     span = _tag_span(text, prompt, "answer") if in_answer_tag else None
-    return text[span[0] + len("<answer>") : span[1]] if span else text
+    return (text[span[0] + len("<answer>") : span[1]], True) if span else (text, False)
 
 
-def answer_parsable(text: str, fallback: str) -> str | None:
-    """The extracted final answer (math_correct's rule: last box after `</think>`), or None."""
-    return extract_answer(text, fallback=fallback)
+def answer_parsable(text: str, fallback: str, thinking: bool) -> str | None:
+    """The extracted final answer (the math grader's rule: the last box in the answer span of the run's
+    thinking mode, `lenrl.lengths.answer_span`), or None."""
+    return extract_answer(text, fallback=fallback, thinking=thinking)
 
 
 def sympy_valid(pred: str) -> bool:
@@ -75,7 +77,8 @@ def _check_tags(tags: Sequence[str]) -> None:
 def _in_order(text: str, prompt: str, tags: Sequence[str]) -> bool:
     """Each tag's pair closes before the next one's opens (so `<think>` then `<answer>`, no nesting)."""
     spans = [_tag_span(text, prompt, t) for t in tags]
-    return all(a[1] < b[0] for a, b in zip(spans, spans[1:], strict=False))
+    ok = [sp for sp in spans if sp is not None]
+    return len(ok) == len(spans) and all(a[1] < b[0] for a, b in zip(ok, ok[1:], strict=False))
 
 
 @register_reward("format")
@@ -95,17 +98,20 @@ def format_reward(
       tag_<t>  for t in `tags`: exactly one `<t>` and one `</t>`, opening first; an opening that ends
                the prompt counts (R1-style pre-filled `<think>`). With several tags they must also
                appear in the given order without overlap (`order` part, only when len(tags) > 1).
-      answer   (require_answer) a final answer is extracted by math_correct's rule (last `\\boxed{}`
-               after `</think>`, `fallback` as in math_correct); read inside `<answer>…</answer>`
-               when "answer" is one of `tags`.
+      answer   (require_answer) a final answer is extracted by the `math` grader's rule (last
+               `\\boxed{}` in the answer span of the run's thinking mode x.thinking, `fallback` as
+               there); read inside `<answer>…</answer>` when "answer" is one of `tags`.
       sympy    (sympy=True, Surrogate Signals' R_f) the answer parses to a SymPy expression.
     score: mode="all" -> 1.0 iff every check passes (Surrogate's R_f with tags=[] and sympy=True);
-    mode="mean" -> the fraction of checks passed (TLTS with α_think = α_answer: scale by the weight).
+    mode="mean" -> the plain mean of EVERY check above, `order` included: with tags=[think, answer] and
+    require_answer=False it is (tag_think + tag_answer + order)/3, a three-way mean (TLTS's α_think =
+    α_answer form has no order term: use tags=[think] or mode="all" to avoid it); with tags=[think] and
+    require_answer it is (tag_think + answer)/2. Scale by the reward's weight.
     Shapes: x (B samples) -> score_B (B,) float32; no correct_B (no ground truth is used).
     """
     _check_tags(tags)
     check_choice("format", "mode", mode, MODES)
-    check_grading("format", fallback)
+    check_choice("format", "fallback", fallback, FALLBACKS)
     checks: dict[str, list[float]] = {f"tag_{t}": [] for t in tags}
     if len(tags) > 1:
         checks["order"] = []
@@ -120,7 +126,8 @@ def format_reward(
             ok = all(checks[f"tag_{t}"][-1] for t in tags) and _in_order(text, prompt, tags)
             checks["order"].append(float(ok))
         if "answer" in checks:
-            pred = answer_parsable(answer_span(text, prompt, "answer" in tags), fallback)
+            span, tagged = tagged_answer(text, prompt, "answer" in tags)
+            pred = answer_parsable(span, fallback, x.thinking and not tagged)
             checks["answer"].append(float(pred is not None))
             if sympy:
                 checks["sympy"].append(float(pred is not None and sympy_valid(pred)))

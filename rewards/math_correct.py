@@ -1,33 +1,43 @@
-"""`math_correct`: binary rule-based correctness of a final math answer (algorithms.md §11.2, §1.1).
+"""The `math` grader and the `math_correct` reward: rule-based correctness of a final math answer
+(docs/algorithms.md §11.2, §1.1).
 
-Rule, per completion:
+The grader (`math_grader`, registered as "math") decides each sample's correctness ONCE, in the
+RewardRunner's workers, before any reward runs; every reward then reads that verdict from
+`RewardInput.correct_B`. Rule, per completion:
 
-1. Answer span: the text after the LAST `</think>` if there is one. With `require_think_close=True` a
-   completion without `</think>` is wrong (DLER's deepscaler grader requires the closing tag).
+1. Answer span (`lenrl.lengths.answer_span`): the text after the LAST `</think>`; without one, the whole
+   text, or no answer at all when the run thinks (`model.thinking`: DLER's grader requires `</think>`).
 2. Extraction: the LAST `\\boxed{...}` / `\\fbox{...}` with brace matching (escaped braces `\\{ \\}` do
    not count), or `\\boxed 5` (argument up to the next space or `$`, minus a trailing `.`). A last box
    that never closes is no answer (a truncated box is not graded, and no fallback is tried).
 3. No box at all: `fallback="last_number"` takes the last number in the span (GSM8K style: `1,234` ->
    `1234`, negatives and decimals allowed); `fallback="none"` makes the completion wrong.
-4. Equivalence: an exact match after light normalisation (spaces, `\\left`/`\\right`, `\\dfrac`/`\\tfrac`
+4. Notation (`canonical`, on both sides, before comparing): degree marks dropped (`30°`, `30\\degree`,
+   `30^\\circ`, `30^{\\circ}` -> `30`), e-notation written out (`1.45e6` -> `1450000`; math-verify
+   would read Euler's e), LaTeX spacing between digits dropped (`5\\,600`, `5{,}600`, `5\\!600` ->
+   `5600`; math-verify reads `5\\,600` as 605), other spacing commands and a trailing `\\ ` made spaces.
+5. Equivalence: an exact match after light normalisation (spaces, `\\left`/`\\right`, `\\dfrac`/`\\tfrac`
    -> `\\frac`, `$`, trailing `.`) OR math-verify: `verify(parse(gold), parse("\\boxed{pred}"))`, where
    a gold without a box or `$` is wrapped as `$gold$` (math-verify does not extract bare LaTeX).
 
-score_B is 1.0 / 0.0, correct_B the same as bool, parts["boxed"] is 1.0 where a complete box was found.
-math-verify keeps its own `signal.alarm` timeouts, so call this from a process's main thread (the
-RewardRunner workers do).
+math-verify keeps its own `signal.alarm` timeouts, so grade on a process's main thread (the RewardRunner
+workers do, each sample under its own timeout). Its timeout warnings quote the whole input (up to tens of
+KB); `TruncateLog` cuts them to one short line.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import threading
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import torch
 
-from lenrl.reward import RewardInput, RewardOutput, register_grader, register_reward
+from lenrl.lengths import answer_span
+from lenrl.reward import RewardInput, RewardOutput, graded, register_grader, register_reward
 
 FALLBACKS = ("none", "last_number")
 
@@ -36,10 +46,33 @@ _DOLLAR_RE = re.compile(r"(?<!\\)\$")  # a math delimiter, not an escaped `\$` (
 # A minus sign right after a word character or a closing bracket is a binary operator, not a sign.
 _NUMBER_RE = re.compile(r"(?:(?<![\w)\]])-)?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|(?<![\w)\]])-?\.\d+")
 
+# Notation (rule 4). Degrees: only the superscript forms of \circ (a bare \circ is composition).
+_DEGREE_RE = re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ(?![A-Za-z])|\\(?:text)?degree(?![A-Za-z])|°")
+_ENOTATION_RE = re.compile(r"(?<![\w.\\])(\d+(?:\.\d*)?|\.\d+)[eE]([+-]?\d+)(?![\w.])")
+_DIGIT_SPACE_RE = re.compile(r"(?<=\d)(?:\\[,;:!]|\{,\}|\\ )(?=\d)")
+_SPACE_CMD_RE = re.compile(r"(?<!\\)\\[,;: ]")  # thin/medium/thick/control space; not `\\` + space
+_NEG_SPACE_RE = re.compile(r"(?<!\\)\\!")
+LOG_CHARS = 200
+
+
+class TruncateLog(logging.Filter):
+    """Cuts a log record's message to `LOG_CHARS` characters, on one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = " ".join(record.getMessage().split())
+        record.msg = msg if len(msg) <= LOG_CHARS else f"{msg[:LOG_CHARS]}... [{len(msg)} chars]"
+        record.args = ()
+        return True
+
+
+# Filters apply only to records logged on the logger itself (not on propagation), so each module's.
+for _name in ("math_verify.parser", "math_verify.grader", "math_verify.metric", "math_verify.utils"):
+    logging.getLogger(_name).addFilter(TruncateLog())
+
 
 def _check_fallback(fallback: str) -> None:
     if fallback not in FALLBACKS:
-        raise ValueError(f"math_correct: unknown fallback {fallback!r}; expected one of {FALLBACKS}")
+        raise ValueError(f"math: unknown fallback {fallback!r}; expected one of {FALLBACKS}")
 
 
 def _braced(text: str, start: int) -> str | None:
@@ -82,16 +115,10 @@ def last_number(text: str) -> str | None:
     return found[-1].replace(",", "") if found else None
 
 
-def _answer_span(text: str, require_think_close: bool) -> str | None:
-    if "</think>" in text:
-        return text.rsplit("</think>", 1)[1]
-    return None if require_think_close else text
-
-
-def extract_answer(text: str, *, fallback: str = "none", require_think_close: bool = False) -> str | None:
+def extract_answer(text: str, *, fallback: str = "none", thinking: bool = False) -> str | None:
     """The final answer string of a completion by the rule above, or None when there is none."""
     _check_fallback(fallback)
-    span = _answer_span(text, require_think_close)
+    span = answer_span(text, thinking=thinking)
     if span is None:
         return None
     found, content = last_boxed(span)
@@ -100,8 +127,32 @@ def extract_answer(text: str, *, fallback: str = "none", require_think_close: bo
     return last_number(span) if fallback == "last_number" else None
 
 
+def _plain_number(m: re.Match[str]) -> str:
+    try:
+        d = Decimal(f"{m.group(1)}e{m.group(2)}")
+    except InvalidOperation:
+        return m.group(0)
+    if abs(d.adjusted()) > 100:  # 1e400 written out would be 400 digits: leave it to math-verify
+        return m.group(0)
+    out = format(d, "f")
+    return out.rstrip("0").rstrip(".") if "." in out else out
+
+
+def canonical(s: str) -> str:
+    """Rule 4: the answer's notation made plain (degrees, e-notation, LaTeX spacing), both sides."""
+    s = _DEGREE_RE.sub("", s)
+    s = _DIGIT_SPACE_RE.sub("", s)
+    s = _NEG_SPACE_RE.sub("", s)
+    s = _SPACE_CMD_RE.sub(" ", s)
+    s = _ENOTATION_RE.sub(_plain_number, s).strip()
+    if s.endswith("\\") and not s.endswith("\\\\"):  # `12\ ` once its space was stripped: a lone `\`
+        s = s[:-1].rstrip()
+    return s
+
+
 def normalize(s: str) -> str:
-    """Light normalisation for the exact-match shortcut (not a full MATH normaliser)."""
+    """Light normalisation for the exact-match shortcut and majority voting (not a full MATH normaliser)."""
+    s = canonical(s)
     s = s.replace("\\left", "").replace("\\right", "")
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
     s = re.sub(r"\s+", "", s).replace("$", "")
@@ -118,7 +169,7 @@ def _parse_gold(gold: str) -> Any:
     return parse(f"${gold}$")
 
 
-def is_equivalent(pred: str, gold: str) -> bool:
+def is_equivalent(pred: str | None, gold: str) -> bool:
     """True if `pred` (an extracted answer, no box) matches the reference answer `gold`."""
     if pred is None:
         return False
@@ -130,35 +181,33 @@ def is_equivalent(pred: str, gold: str) -> bool:
     from math_verify import parse, verify
 
     try:
-        gold_parsed = _parse_gold(gold)
+        gold_parsed = _parse_gold(canonical(gold))
         if not gold_parsed:
             return False
-        return bool(verify(gold_parsed, parse(f"\\boxed{{{pred}}}")))
+        return bool(verify(gold_parsed, parse(f"\\boxed{{{canonical(pred)}}}")))
     except Exception:  # math-verify may raise on odd LaTeX; an unparseable answer is simply not correct
         return False
 
 
 @register_grader("math")
 def math_grader(completion: str, answer: str, *, thinking: bool, fallback: str = "none") -> bool:
-    """True if the completion's final answer (rule above; with `thinking`, only after `</think>`) is
-    equivalent to `answer`."""
-    pred = extract_answer(completion, fallback=fallback, require_think_close=thinking)
+    """True if the completion's final answer (rules 1-3; with `thinking`, only after `</think>`) is
+    equivalent to `answer` (rules 4-5)."""
+    pred = extract_answer(completion, fallback=fallback, thinking=thinking)
     return pred is not None and is_equivalent(pred, answer)
 
 
 @register_reward("math_correct")
-def math_correct(x: RewardInput, *, fallback: str = "none", require_think_close: bool = False) -> RewardOutput:
-    """1.0 if the extracted final answer is equivalent to the reference answer, else 0.0."""
-    _check_fallback(fallback)
-    scores, boxed = [], []
-    for text, gold in zip(x.completions, x.answers, strict=True):
-        span = _answer_span(text, require_think_close)
+def math_correct(x: RewardInput) -> RewardOutput:
+    """1.0 where the run's grader judged the answer correct (x.correct_B, graded once per sample), else 0.0.
+
+    No grading happens here: the verifier and its parameters are the run's `grader` (e.g. `math` with
+    `fallback`), and the thinking mode is `model.thinking` (x.thinking).
+    Shapes: (B,) -> score_B (B,) float32; parts["boxed"] = 1.0 where the answer span holds a complete box.
+    """
+    c = graded(x)
+    boxed = []
+    for text in x.completions:
+        span = answer_span(text, thinking=x.thinking)
         boxed.append(span is not None and last_boxed(span)[1] is not None)
-        pred = extract_answer(text, fallback=fallback, require_think_close=require_think_close)
-        scores.append(pred is not None and is_equivalent(pred, gold))
-    correct_B = torch.tensor(scores, dtype=torch.bool)
-    return RewardOutput(
-        score_B=correct_B.float(),
-        correct_B=correct_B,
-        parts={"boxed": torch.tensor(boxed, dtype=torch.float32)},
-    )
+    return RewardOutput(score_B=c.float(), parts={"boxed": torch.tensor(boxed, dtype=torch.float32)})

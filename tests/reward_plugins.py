@@ -1,5 +1,6 @@
-"""Reward plugins for tests/test_reward_runner.py, loaded by reference (`path.py:fn`, `module:fn`), not
-registered. Their behaviour is driven by the batch's `meta`, so one runner covers several cases."""
+"""Reward plugins and graders for tests/test_reward_runner.py, loaded by reference (`path.py:fn`,
+`module:fn`), not registered. Their behaviour is driven by the batch's `meta`, so one runner covers
+several cases."""
 
 from __future__ import annotations
 
@@ -17,9 +18,9 @@ def constant(x: RewardInput, *, value: float = 1.0) -> RewardOutput:
 
 
 def length(x: RewardInput, *, scale: float = 1.0) -> RewardOutput:
-    """score = scale * response_len; correct where the length is even; part "half" = score / 2."""
+    """score = scale * response_len; part "half" = score / 2."""
     s = x.response_len_B.float() * scale
-    return RewardOutput(score_B=s, correct_B=x.response_len_B % 2 == 0, parts={"half": s / 2})
+    return RewardOutput(score_B=s, parts={"half": s / 2})
 
 
 def group_whole(x: RewardInput) -> RewardOutput:
@@ -51,10 +52,28 @@ def even_tokens(x: RewardInput) -> RewardOutput:
 
 
 def even_majority(x: RewardInput) -> RewardOutput:
-    """Stands in for a correctness reward on a random tiny model: "correct" when most completion tokens
-    have even ids, so groups have a spread of outcomes and the group filters see informative groups."""
-    frac = even_tokens(x).score_B
-    return RewardOutput(frac, correct_B=frac > 0.5)
+    """Stands in for a correctness reward on a random tiny model: the fraction of even token ids (pair it
+    with the `even_majority_grader`, which gives the groups a spread of outcomes)."""
+    return even_tokens(x)
+
+
+def even_majority_grader(completion: str, answer: str, *, thinking: bool) -> bool:
+    """Stands in for a verifier on a random tiny model: "correct" when most characters of the completion
+    have even code points, so groups have a spread of outcomes and the group filters see informative groups."""
+    return sum(ord(ch) % 2 == 0 for ch in completion) * 2 > len(completion)
+
+
+def counting_grader(completion: str, answer: str, *, thinking: bool, log_path: str = "") -> bool:
+    """Exact match, appending one line per call to `log_path` (so a test can count grader calls made in
+    worker processes); "sleep:<s>" sleeps, "boom" raises."""
+    if log_path:
+        with open(log_path, "a", encoding="utf-8") as f:
+            f.write(completion.replace("\n", " ") + "\n")
+    if completion.startswith("sleep:"):
+        time.sleep(float(completion.split(":", 1)[1]))
+    if completion == "boom":
+        raise RuntimeError("grader kaboom")
+    return completion == answer
 
 
 def trl_style_length(prompts, completions, completion_ids, **kwargs):

@@ -17,10 +17,12 @@ def test_character_tokens_count_up_to_and_including_the_marker():
     assert think_span_tokens(ids, text, _chars) == 10  # "ab" + the 8 characters of "</think>"
 
 
-def test_no_marker_is_zero_and_only_the_first_marker_counts():
+def test_no_marker_is_zero_and_the_last_marker_ends_the_span():
+    # The grader's answer span starts after the LAST `</think>` (lenrl.lengths.answer_span), so the
+    # thinking span runs up to and including it: "x</think>y</think>" is 1 + 8 + 1 + 8 = 18 tokens.
     assert think_span_tokens([ord(c) for c in "abc"], "abc", _chars) == 0
     text = "x</think>y</think>z"
-    assert think_span_tokens([ord(c) for c in text], text, _chars) == 1 + len(END_THINK)
+    assert think_span_tokens([ord(c) for c in text], text, _chars) == 2 + 2 * len(END_THINK)
 
 
 def test_marker_split_across_multi_character_tokens():

@@ -1,11 +1,12 @@
-"""RewardRunner: weighted combination in spawned worker processes, whole groups per chunk, NaN handling,
-timeouts (pool killed and recreated), plugin errors, and config validation."""
+"""RewardRunner: one grading per sample (per-sample timeouts, errors scored wrong), weighted combination in
+spawned worker processes, whole groups per chunk, NaN handling, chunk timeouts (worker killed and
+replaced), plugin errors, and config validation."""
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,7 @@ def runner():
         Spec(f"{MOD}:constant", weight=-1.0, params={"value": 3.0}),
         Spec(f"{MOD}:group_whole", weight=0.0),
         Spec(f"{MOD}:maybe_nan", weight=10.0),
-        Spec("math_correct", weight=0.0, params={"fallback": "none"}),
+        Spec("math_correct", weight=0.0),
         Spec(f"{MOD}:misbehave", weight=100.0),
     ]
     with RewardRunner(specs, num_workers=2, timeout_s=20.0, on_error="zero") as r:
@@ -82,8 +83,8 @@ def test_weighted_sum_groups_nan_and_metrics(runner):
     na = [{"na": i % 3 == 0} for i in range(10)]
     out = runner.score(make_input(GIDS, LENS, na, completions=["\\boxed{1}", "\\boxed{2}"] * 5))
     assert_close(out.score_B, expected_scores([True] * 10))
-    # correct_B comes from the first plugin that gives one ("length": even lengths).
-    assert_close(out.correct_B, torch.tensor([n % 2 == 0 for n in LENS]))
+    # correct_B is the grader's (math, gold "1"), whatever the plugins return
+    assert_close(out.correct_B, torch.tensor([True, False] * 5))
     m = out.metrics
     assert m["reward/length"] == pytest.approx(2.0 * sum(LENS) / 10)
     assert m["reward/length/half"] == pytest.approx(sum(LENS) / 10)
@@ -91,7 +92,7 @@ def test_weighted_sum_groups_nan_and_metrics(runner):
     assert m["reward/group_whole/chunk"] < 10  # the batch really was split
     assert m["reward/maybe_nan"] == 2.0  # NaN entries do not count in the mean
     assert m["reward/math_correct"] == 0.5 and m["reward/math_correct/boxed"] == 1.0
-    assert m["reward/errors"] == 0.0
+    assert m["reward/errors"] == 0.0 and m["reward/timeouts"] == 0.0
 
 
 def test_on_error_zero_scores_chunk_zero_and_counts(runner):
@@ -129,8 +130,7 @@ def test_errors_and_timeout_then_runner_recovers():
         assert time.monotonic() - t0 < 10  # the hung worker was killed, not waited for
         out = runner.score(make_input([4, 4, 2], meta=[{}, {"score": 0.0}, {"score": -1.0}]))
         assert_close(out.score_B, torch.tensor([1.0, 0.0, -1.0]))
-        # No plugin gives correct_B, so correct_B is score_B > 0.
-        assert_close(out.correct_B, torch.tensor([True, False, False]))
+        assert_close(out.correct_B, torch.tensor([False, False, False]))  # the grader's: "c" is not "1"
 
 
 def test_unknown_name_lists_available():
@@ -208,3 +208,104 @@ def test_groups_selector_applies_a_reward_to_the_top_groups_of_the_whole_batch()
     # relations: fraction 1 is the plain composition, fraction 0 the correctness reward alone
     assert_close(score(FnSpec("top_fraction", {"fraction": 1.0})).score_B, c - 0.1 * torch.arange(1.0, 9.0))
     assert_close(score(FnSpec("top_fraction", {"fraction": 0.0})).score_B, c)
+
+
+COUNTING = f"{PLUGINS}:counting_grader"
+
+
+def test_da_dler_grades_each_sample_exactly_once(tmp_path):
+    """DA-DLER's reward list (math_correct + truncation + difficulty_truncation) costs one grader call per
+    sample (it was three); the verdict reaches every reward and ScoredBatch.correct_B."""
+    from lenrl.config import FnSpec, RewardSpec
+
+    log_path = tmp_path / "calls.txt"
+    texts = [f"answer-{i}" for i in range(8)]
+    golds = [t if i % 3 else "other" for i, t in enumerate(texts)]  # samples 0, 3, 6 wrong
+    x = make_input([0, 0, 0, 0, 1, 1, 1, 1], [10, 90, 30, 100, 10, 20, 30, 40], completions=texts, answers=golds)
+    x = replace(x, truncated_B=torch.tensor([False, False, False, True, False, False, False, False]))
+    specs = [
+        RewardSpec("math_correct"),
+        RewardSpec("truncation", params={"truncation_reward_scale": 0.0}),
+        RewardSpec("difficulty_truncation", params={"thresholds": [0.5], "cap_fractions": [0.5]}),
+    ]
+    grader = FnSpec(COUNTING, {"log_path": str(log_path)})
+    with RewardRunner(specs, grader=grader, num_workers=2) as r:
+        out = r.score(x)
+    calls = [line for line in log_path.read_text().splitlines() if line.startswith("answer-")]
+    assert sorted(calls) == sorted(texts)  # once each (the warm-up and the load-time probe are not samples)
+    c = [i % 3 != 0 for i in range(8)]
+    assert out.correct_B.tolist() == c
+    # group 0: p = 2/4 >= 0.5 -> cap 50: sample 1 (correct, 90 tokens, finished) loses its reward;
+    # sample 3 is wrong, so its truncation costs nothing. group 1: p = 3/4 -> cap 50, all shorter.
+    assert_close(out.score_B, torch.tensor([0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0]))
+
+
+def test_one_pathological_answer_times_out_alone():
+    """A power tower that math-verify needs ~5 s for: with a 2 s per-sample timeout it is scored wrong and
+    counted, the good answers around it are graded, nothing raises, and the runner goes on."""
+    from lenrl.config import RewardSpec
+
+    comps = ["\\boxed{1}", "\\boxed{\\frac{1}{2}}", "\\boxed{9^{9^{9^{9}}}}", "\\boxed{3}", "\\boxed{5}"]
+    golds = ["1", "0.5", "9^{9^{9^{8}}}", "4", "5"]
+    x = make_input([0, 0, 1, 1, 2], completions=comps, answers=golds)
+    with RewardRunner([RewardSpec("math_correct")], num_workers=2, timeout_s=2.0) as r:
+        t0 = time.monotonic()
+        out = r.score(x)
+        assert time.monotonic() - t0 < 30
+        assert out.correct_B.tolist() == [True, True, False, False, True]
+        assert out.metrics["reward/timeouts"] == 1.0 and out.metrics["reward/errors"] == 0.0
+        assert_close(out.score_B, torch.tensor([1.0, 1.0, 0.0, 0.0, 1.0]))
+        again = r.score(make_input([0, 1], completions=["\\boxed{2}", "\\boxed{7}"], answers=["2", "8"]))
+        assert again.correct_B.tolist() == [True, False] and again.metrics["reward/timeouts"] == 0.0
+
+
+def test_grader_timeout_and_error_score_wrong_whatever_on_error():
+    from lenrl.config import FnSpec, RewardSpec
+
+    x = make_input([0, 0, 1, 1], completions=["a", "sleep:60", "boom", "b"], answers=["a", "x", "x", "b"])
+    with RewardRunner([RewardSpec("math_correct")], grader=FnSpec(COUNTING), num_workers=1, timeout_s=1.0) as r:
+        out = r.score(x)  # on_error="raise" concerns reward chunks, never one sample's grading
+    assert out.correct_B.tolist() == [True, False, False, True]
+    assert out.metrics["reward/timeouts"] == 1.0 and out.metrics["reward/errors"] == 1.0
+
+
+@pytest.mark.parametrize("thinking", [False, True])
+def test_thinking_mode_decides_whether_a_response_without_think_close_has_an_answer(thinking):
+    from lenrl.config import RewardSpec
+
+    comps = ["\\boxed{4}", "<think>hm</think> \\boxed{4}", "<think>\\boxed{4}"]
+    x = make_input([0, 0, 0], completions=comps, answers=["4"] * 3)
+    with RewardRunner([RewardSpec("math_correct")], thinking=thinking, num_workers=1) as r:
+        out = r.score(x)
+    assert out.correct_B.tolist() == [not thinking, True, not thinking]
+    assert out.metrics["reward/math_correct/boxed"] == pytest.approx(1.0 if not thinking else 1 / 3)
+
+
+def test_gating_and_length_penalties_agree_on_correctness():
+    """GSM8K-style grading (fallback last_number): the gate, the truncation penalty, the group filter's
+    correct_B and math_correct all see the same verdict (before, each reward graded with its own params)."""
+    from lenrl.config import FnSpec, RewardSpec
+
+    x = make_input([0, 0, 0], [100, 100, 5], completions=["so 42", "so 41", "so 42"], answers=["42"] * 3)
+    x = replace(x, truncated_B=torch.tensor([True, True, False]))
+    specs = [
+        RewardSpec("math_correct"),
+        RewardSpec("truncation", params={"truncation_reward_scale": 0.25}),
+        RewardSpec(f"{PLUGINS}:length", weight=-0.01, gate="correct"),
+    ]
+    with RewardRunner(specs, grader=FnSpec("math", {"fallback": "last_number"}), num_workers=1) as r:
+        out = r.score(x)
+    assert out.correct_B.tolist() == [True, False, True]
+    # sample 0: 1 - 0.75 - 0.01 * 100; sample 1: wrong, nothing; sample 2: 1 - 0.01 * 5
+    assert_close(out.score_B, torch.tensor([0.25 - 1.0, 0.0, 0.95]))
+
+
+def test_bad_grader_fails_at_construction():
+    from lenrl.config import FnSpec, RewardSpec
+
+    with pytest.raises(LenrlError, match=r"unknown grader 'nope'"):
+        RewardRunner([RewardSpec("math_correct")], grader=FnSpec("nope"))
+    with pytest.raises(LenrlError, match=r"grader 'math'.*no parameter 'fallbak'"):
+        RewardRunner([RewardSpec("math_correct")], grader=FnSpec("math", {"fallbak": "none"}))
+    with pytest.raises(LenrlError, match=r"grader 'math'.*unknown fallback 'last_numbr'"):
+        RewardRunner([RewardSpec("math_correct")], grader=FnSpec("math", {"fallback": "last_numbr"}))

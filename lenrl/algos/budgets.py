@@ -8,11 +8,22 @@ rewards read the same value from `RewardInput.budget_B`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import torch
 
 from lenrl.registry import Registry
 
+if TYPE_CHECKING:
+    from lenrl.config import Config
+
 BUDGET_SCHEDULES = Registry("budget schedule", runtime=("step", "total_steps", "max_tokens"))
+
+
+def budget_at(cfg: Config, schedule: Callable[..., int], step: int) -> int:
+    """The response budget B(t) in force at training step `step` (1-based; schedules count from 0)."""
+    return schedule(step=step - 1, total_steps=cfg.train.steps, max_tokens=cfg.rollout.max_tokens)
 
 
 def _tokens(x: float) -> int:

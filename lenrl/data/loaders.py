@@ -39,6 +39,10 @@ def load_problems(
         raise LenrlError(f"data limit must be >= 1 or unset, got {limit}")
     if source == "arith":
         return arith_problems(limit or ARITH_DEFAULT_N, seed=seed, difficulty=difficulty)
+    if source.startswith("testbed:"):  # lenrl/testbed/data.py: generated, split train/test by content
+        from lenrl.testbed.data import testbed_problems
+
+        return testbed_problems(source, split=split, limit=limit, seed=seed, difficulty=difficulty)
     fields = (question_field, answer_field)
     path = Path(source).expanduser()
     suffix = path.suffix.lower()
@@ -76,11 +80,16 @@ def extract_gsm8k_answer(answer: str) -> str:
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[str, int, dict[str, Any]]]:
     """(where, number, row) per non-blank line; `where` is "file:line" for error messages."""
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
+    with path.open("rb") as f:  # decoded line by line, so a bad byte is reported with its line
+        for lineno, raw in enumerate(f, start=1):
+            where = f"{path}:{lineno}"
+            try:  # utf-8-sig on line 1: a byte-order mark (Windows editors) is not part of the JSON
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                bad = f"byte {raw[e.start]:#04x} at column {e.start + 1}"
+                raise LenrlError(f"{where}: not valid UTF-8 ({bad})") from None
             if not line.strip():
                 continue
-            where = f"{path}:{lineno}"
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:

@@ -25,10 +25,10 @@ from lenrl.config import DataConfig
 from lenrl.errors import LenrlError
 from lenrl.eval.samples import Forced, SampleFile, SampleRecord
 from lenrl.eval.summary import summarize
-from lenrl.records import GenerationRequest, Prompt, Rollout
+from lenrl.records import GenerationRequest, GenerationStats, Prompt, Rollout, RolloutBatch
 from lenrl.reward import reward_input_from_rollouts
 from lenrl.reward_runner import RewardRunner
-from lenrl.rollout.vllm_engine import GenerationStats, request_seed
+from lenrl.rollout.vllm_engine import request_seed
 
 THINK_FORCE = "\n</think>\n\nFinal Answer: \\boxed{"
 PLAIN_FORCE = "\n\nFinal Answer: \\boxed{"
@@ -51,11 +51,15 @@ class EvalSettings:
     """caps for the accuracy-vs-budget curve: strictly increasing, at most max_tokens"""
     force_tokens: int = 32
     force_text: str | None = None
-    """appended to the prefix to force an answer; None: close </think> when thinking is on, then ask"""
+    """appended to the prefix to force an answer; None: close </think> when thinking is on (`thinking`, or a
+    `<think>` think_prefix), then ask"""
     instruction: str = DataConfig().instruction
     system_prompt: str | None = None
     think_prefix: str = ""
     """pre-filled at the start of the response (DeepSeek-R1 style "<think>\\n"); counts as prompt"""
+    thinking: bool = False
+    """the model's thinking mode (`model.thinking` in training): a response without `</think>` has no
+    answer (graded wrong, DLER's reward); off, the whole text is graded"""
     max_prompt_tokens: int = 1024
     chunk: int = 32
     """questions per generation call; also the unit of resume"""
@@ -80,7 +84,7 @@ class EvalSettings:
     def forcing(self) -> str:
         if self.force_text is not None:
             return self.force_text
-        return THINK_FORCE if "<think>" in self.think_prefix else PLAIN_FORCE
+        return THINK_FORCE if self.thinking or "<think>" in self.think_prefix else PLAIN_FORCE
 
     def record(self) -> dict[str, Any]:
         """The settings as stored beside the samples (resume must match them)."""
@@ -100,6 +104,8 @@ class BenchmarkEval:
     when the run is chunked differently or resumed)."""
 
     def __init__(self, engine: Engine, rewards: RewardRunner, tokenizer: Any, settings: EvalSettings, extract: Any):
+        if rewards.thinking != settings.thinking:
+            raise LenrlError(f"eval: the grader's thinking mode ({rewards.thinking}) differs from the settings'")
         self.engine, self.rewards, self.tok, self.s = engine, rewards, tokenizer, settings
         self.extract = extract  # text -> normalised final answer or None (majority voting)
         self.force_ids = tokenizer(settings.forcing, add_special_tokens=False)["input_ids"]
@@ -166,7 +172,10 @@ class BenchmarkEval:
         rows = [by_gid[r.group_id] for r in rollouts]
         out = self.rewards.score(
             reward_input_from_rollouts(
-                rollouts, [p.text for p in rows], [p.problem.answer for p in rows], [p.problem.meta for p in rows]
+                RolloutBatch.from_rollouts(rollouts),
+                [p.text for p in rows],
+                [p.problem.answer for p in rows],
+                [p.problem.meta for p in rows],
             )
         )
         return [(float(a), bool(b)) for a, b in zip(out.score_B.tolist(), out.correct_B.tolist(), strict=True)]

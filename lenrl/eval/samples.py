@@ -5,6 +5,11 @@ interrupted evaluation loses at most the question in flight: on restart, questio
 kept and not regenerated; a torn last line or a partial question is dropped and redone. The settings of
 the run are stored beside it (`settings.json`) and a resume with different settings is refused rather than
 mixing two protocols in one file.
+
+Records are written whatever the model emits: a completion that is not valid UTF-8 reaches Python as text
+with lone surrogates, which UTF-8 cannot encode; `record_line` writes those (and only those) as JSON
+`\\uXXXX` escapes, so the file stays valid UTF-8, the rest stays readable, and reading the line back
+gives the exact text.
 """
 
 from __future__ import annotations
@@ -64,6 +69,13 @@ class SampleRecord:
         return SampleRecord(**d, forced=forced)
 
 
+def record_line(r: SampleRecord) -> str:
+    """One JSONL line (with its newline). Lone surrogates can only sit inside JSON strings, where
+    `backslashreplace` turns each into the `\\uXXXX` escape that `json.loads` reads back as itself."""
+    line = json.dumps(asdict(r), ensure_ascii=False) + "\n"
+    return line.encode("utf-8", errors="backslashreplace").decode("utf-8")
+
+
 class SampleFile:
     """`samples.jsonl` + `settings.json` of one model on one benchmark."""
 
@@ -101,9 +113,9 @@ class SampleFile:
     def append(self, records: Iterable[SampleRecord]) -> None:
         with self.path.open("a", encoding="utf-8") as f:
             for r in records:
-                f.write(json.dumps(asdict(r), ensure_ascii=False) + "\n")
+                f.write(record_line(r))
             f.flush()
             os.fsync(f.fileno())
 
     def _rewrite(self, records: list[SampleRecord]) -> None:
-        atomic_write(self.path, "".join(json.dumps(asdict(r), ensure_ascii=False) + "\n" for r in records))
+        atomic_write(self.path, "".join(record_line(r) for r in records))

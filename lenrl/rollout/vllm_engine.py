@@ -11,19 +11,12 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 
 import torch
 
 from lenrl.config import RolloutConfig
 from lenrl.lengths import think_span_tokens
-from lenrl.records import GenerationRequest, Rollout
-
-
-@dataclass(frozen=True)
-class GenerationStats:
-    seconds: float
-    tokens: int
+from lenrl.records import GenerationRequest, GenerationStats, Rollout
 
 
 def configure_vllm_env(kv_cache_gib: int) -> None:

@@ -1,4 +1,4 @@
-"""Rollouts -> padded training tensors.
+"""A rollout batch -> padded training tensors.
 
 Layout of one row: [left padding | prompt | response | right padding]. Every response starts at the
 same column P, so the response block is a plain slice `[:, P:]` of width T and the logits that predict
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lenrl.records import Rollout
+from lenrl.records import RolloutBatch
 
 
 @dataclass(frozen=True)
@@ -57,29 +57,31 @@ class TrainBatch:
 
 
 def build_train_batch(
-    rollouts: list[Rollout], adv_B: torch.Tensor, pad_id: int, correct_B: torch.Tensor | None = None
+    rollouts: RolloutBatch, adv_B: torch.Tensor, pad_id: int, correct_B: torch.Tensor | None = None
 ) -> TrainBatch:
     B = len(rollouts)
-    P = max(len(r.prompt_ids) for r in rollouts)
-    T = max(max(r.response_len for r in rollouts), 1)
+    P = max(len(p) for p in rollouts.prompt_ids)
+    T = max(int(rollouts.response_len_B.max()), 1)
     ids_BL = torch.full((B, P + T), pad_id, dtype=torch.long)
     am_BL = torch.zeros((B, P + T), dtype=torch.long)
     rm_BT = torch.zeros((B, T), dtype=torch.bool)
     slogp_BT = torch.zeros((B, T), dtype=torch.float32)
-    for i, r in enumerate(rollouts):
-        p, t = len(r.prompt_ids), r.response_len
-        ids_BL[i, P - p : P] = torch.tensor(r.prompt_ids)
-        ids_BL[i, P : P + t] = torch.tensor(r.response_ids, dtype=torch.long)
+    for i, (prompt, response, logps) in enumerate(
+        zip(rollouts.prompt_ids, rollouts.response_ids, rollouts.sampler_logprobs, strict=True)
+    ):
+        p, t = len(prompt), len(response)
+        ids_BL[i, P - p : P] = torch.tensor(prompt, dtype=torch.long)
+        ids_BL[i, P : P + t] = torch.tensor(response, dtype=torch.long)
         am_BL[i, P - p : P + t] = 1
         rm_BT[i, :t] = True
-        slogp_BT[i, :t] = torch.tensor(r.sampler_logprobs, dtype=torch.float32)
+        slogp_BT[i, :t] = torch.tensor(logps, dtype=torch.float32)
     return TrainBatch(
         input_ids_BL=ids_BL,
         attention_mask_BL=am_BL,
         response_mask_BT=rm_BT,
         adv_B=adv_B.float(),
         sampler_logp_BT=slogp_BT,
-        group_id_B=torch.tensor([r.group_id for r in rollouts], dtype=torch.long),
+        group_id_B=rollouts.group_id_B.clone(),
         correct_B=torch.zeros(B, dtype=torch.bool) if correct_B is None else correct_B.bool(),
-        response_len_B=torch.tensor([r.response_len for r in rollouts], dtype=torch.long),
+        response_len_B=rollouts.response_len_B.clone(),
     )

@@ -144,7 +144,7 @@ class Learner:
             loss = loss + self.kl_coef * self.agg_fn(kl_BT, mask_BT, **counts)
             kl_sum = float(torch.where(mask_BT, kl_BT.detach(), 0.0).sum())
         loss.backward()
-        if not want_stats:
+        if not want_stats or ent_BT is None:
             return {}
 
         def msum(x_BT: torch.Tensor) -> float:
@@ -177,9 +177,12 @@ class Learner:
         if dist.is_initialized() and dist.get_world_size() > 1:
             # Each learner's loss is already normalised by global counts, so the SUM of gradients is the
             # gradient of the whole mini-batch.
-            for p in self.model.parameters():
-                if p.grad is not None:
-                    dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+            # A learner whose shard is empty (a short batch has fewer groups than learners) adds zeros, so
+            # every rank joins the same collectives.
+            for p in (p for p in self.model.parameters() if p.requires_grad):
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+                dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.train.grad_clip)
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)

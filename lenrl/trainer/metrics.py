@@ -15,17 +15,24 @@ from typing import Any, TextIO
 
 import torch
 
-from lenrl.records import Rollout
-from lenrl.rollout.vllm_engine import GenerationStats
+from lenrl.records import GenerationStats, RolloutBatch
 from lenrl.trainer.learner import LearnerStats
 
+LEARNER_KEYS = (
+    "actor/loss",
+    "actor/kl_ref",
+    "actor/entropy",
+    "actor/clipfrac",
+    "actor/grad_norm",
+    "sync/logp_abs_gap",
+    "time/update_s",
+)
 
-def rollout_metrics(rollouts: list[Rollout], score_B: torch.Tensor, correct_B: torch.Tensor) -> dict[str, float]:
-    """Reward and length statistics of one rollout batch. Lengths are response tokens."""
-    len_B = torch.tensor([r.response_len for r in rollouts], dtype=torch.float64)
-    think_B = torch.tensor([r.think_len for r in rollouts], dtype=torch.float64)
-    trunc_B = torch.tensor([r.truncated for r in rollouts], dtype=torch.bool)
-    budget_B = torch.tensor([r.budget for r in rollouts], dtype=torch.float64)
+
+def rollout_metrics(rollouts: RolloutBatch, score_B: torch.Tensor, correct_B: torch.Tensor) -> dict[str, float]:
+    """Reward and length statistics of one rollout batch. Lengths are response tokens; p90 is
+    torch.quantile's linear interpolation."""
+    len_B = rollouts.response_len_B.double()
     correct_B = correct_B.bool()
     return {
         "reward/mean": float(score_B.double().mean()),
@@ -33,23 +40,19 @@ def rollout_metrics(rollouts: list[Rollout], score_B: torch.Tensor, correct_B: t
         "len/mean": float(len_B.mean()),
         "len/p90": float(torch.quantile(len_B, 0.9)),
         "len/max": float(len_B.max()),
-        "len/truncated_frac": float(trunc_B.double().mean()),
+        "len/truncated_frac": float(rollouts.truncated_B.double().mean()),
         "len/correct_mean": float(len_B[correct_B].mean()) if correct_B.any() else math.nan,
-        "len/think_mean": float(think_B.mean()),
-        "len/budget_mean": float(budget_B.mean()),
+        "len/think_mean": float(rollouts.think_len_B.double().mean()),
+        "len/budget_mean": float(rollouts.budget_B.double().mean()),
     }
 
 
-def learner_metrics(s: LearnerStats) -> dict[str, float]:
-    return {
-        "actor/loss": s.loss,
-        "actor/kl_ref": s.kl_ref,
-        "actor/entropy": s.entropy,
-        "actor/clipfrac": s.clipfrac,
-        "actor/grad_norm": s.grad_norm,
-        "sync/logp_abs_gap": s.logp_gap,
-        "time/update_s": s.seconds,
-    }
+def learner_metrics(s: LearnerStats | None) -> dict[str, float]:
+    """The update's statistics; NaN for every key on a step without an update (nothing kept to learn from)."""
+    if s is None:
+        return dict.fromkeys(LEARNER_KEYS, math.nan)
+    values = (s.loss, s.kl_ref, s.entropy, s.clipfrac, s.grad_norm, s.logp_gap, s.seconds)
+    return dict(zip(LEARNER_KEYS, values, strict=True))
 
 
 def generation_metrics(g: GenerationStats) -> dict[str, float]:
@@ -60,10 +63,11 @@ class MetricsLogger:
     """Appends one JSON object per step (flushed, so a crash loses nothing logged), mirrors scalars to
     TensorBoard, and prints a one-line progress report with an ETA."""
 
-    def __init__(self, run_dir: Path, total_steps: int, *, tensorboard: bool, out: TextIO = sys.stdout):
+    def __init__(self, run_dir: Path, total_steps: int, *, tensorboard: bool, out: TextIO | None = None):
         self.path = run_dir / "metrics.jsonl"
         self.file = self.path.open("a")
-        self.total, self.out, self.t0 = total_steps, out, time.perf_counter()
+        # sys.stdout looked up now, not at import: whoever redirected it since (a test, a wrapper) gets the lines
+        self.total, self.out, self.t0 = total_steps, out or sys.stdout, time.perf_counter()
         self.tb = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter

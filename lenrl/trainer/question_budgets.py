@@ -1,10 +1,11 @@
 """Per-question token budgets L_q, kept across steps and saved with checkpoints (PALU, arXiv 2510.10168).
 
 The rule (`rollout.question_budget`, lenrl/algos/budgets.py) updates a question's budget each time the
-question is sampled, from that visit's correctness and lengths; the next visit (the next epoch, as PALU's
-"previous epoch pass rate") is sampled with max_tokens = min(B(t), L_q). The state is a JSON map
-{question id: L_q}, written atomically next to the metrics every step and into the checkpoint; a run that
-starts from a checkpoint directory holding it carries on from the saved budgets.
+question is sampled, from that visit's correctness under its budget (a truncated response is wrong) and
+lengths; the next visit (the next epoch, as PALU's "previous epoch pass rate") is sampled with
+max_tokens = min(B(t), L_q). The state is a JSON map {question id: L_q}, written atomically next to the
+metrics every step and into the checkpoint; a run that starts from a checkpoint directory holding it
+carries on from the saved budgets.
 """
 
 from __future__ import annotations
@@ -34,10 +35,16 @@ class QuestionBudgets:
         """The max_tokens of this question's next rollouts."""
         return min(step_budget, self.budgets.get(qid, self.max_tokens))
 
-    def observe(self, qid: str, correct_B: torch.Tensor, len_B: torch.Tensor) -> None:
+    def observe(self, qid: str, correct_B: torch.Tensor, len_B: torch.Tensor, truncated_B: torch.Tensor) -> None:
+        """One visit of question `qid`: its G rollouts' verifier outcome (before length shaping), token
+        lengths and truncation flags. PALU's pass rate is correctness *under the budget* L_q
+        (docs/algorithms.md §4.1): a response cut at its cap is not correct there, whatever its box says
+        (the box may sit inside unfinished thinking), so it counts as wrong and its length (the cap) never
+        enters the rule's length quantiles."""
         if not self.active:
             return
         current = self.budgets.get(qid, self.max_tokens)
+        correct_B = correct_B.bool() & ~truncated_B.bool()
         new = self.rule(budget=current, correct_B=correct_B, len_B=len_B, max_tokens=self.max_tokens)
         self.budgets[qid] = int(new)
 

@@ -1,7 +1,9 @@
 """The run directory: resolved config, metrics, TensorBoard events, final checkpoint.
 
-It is created only once setup has succeeded, and removed again if the run fails before its first
-step is logged, so bad input never leaves a half-written run behind. After that, what was logged stays.
+It is created only once setup has succeeded, and removed again if the run fails or is interrupted
+(SIGTERM and SIGINT arrive as an exception: `lenrl.errors.interrupt_on_signals`) before its first step is
+logged, so neither bad input nor a stopped job leaves a half-written run behind. After that, what was
+logged stays.
 """
 
 from __future__ import annotations
@@ -27,7 +29,11 @@ class RunDir:
 
     def __enter__(self) -> RunDir:
         self.path.mkdir(parents=True)
-        (self.path / "config.yaml").write_text(yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
+        try:  # __exit__ does not run when __enter__ raises (an interruption right here included)
+            (self.path / "config.yaml").write_text(yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
+        except BaseException:
+            shutil.rmtree(self.path, ignore_errors=True)
+            raise
         return self
 
     def commit(self) -> None:

@@ -12,8 +12,7 @@ from dataclasses import fields
 import ray
 import torch
 
-from lenrl.records import GenerationRequest, Rollout
-from lenrl.rollout.vllm_engine import GenerationStats
+from lenrl.records import GenerationRequest, GenerationStats, Rollout
 from lenrl.trainer.batch import TrainBatch
 from lenrl.trainer.learner import LearnerStats, MiniBatch
 
@@ -27,7 +26,7 @@ class RolloutGroup:
         k = len(self.engines)
         chunks = [requests[i::k] for i in range(k)]
         refs = [e.generate.remote(c, step) for e, c in zip(self.engines, chunks, strict=True) if c]
-        results = ray.get(refs)
+        results: list[tuple[list[Rollout], GenerationStats]] = ray.get(refs)
         by_group: dict[int, list[Rollout]] = {}
         for rollouts, _ in results:
             for r in rollouts:
@@ -58,20 +57,23 @@ class LearnerGroup:
                 plans[i].append(
                     MiniBatch(step.select(shard_rows), step.num_tokens, len(step), len(step.group_id_B.unique()))
                 )
-        stats = ray.get([h.update.remote(p) for h, p in zip(self.learners, plans, strict=True)])
+        stats: list[LearnerStats] = ray.get([h.update.remote(p) for h, p in zip(self.learners, plans, strict=True)])
         return _merge_stats(stats)
 
     def weights(self) -> ray.ObjectRef:
         return self.learners[0].weights.remote()
 
     def save(self, path: str, tokenizer_src: str) -> str:
-        return ray.get(self.learners[0].save.remote(path, tokenizer_src))
+        return str(ray.get(self.learners[0].save.remote(path, tokenizer_src)))
 
 
 def _split_groups(group_id_B: torch.Tensor, parts: int) -> list[torch.Tensor]:
-    """Row indices of `parts` contiguous chunks holding whole groups, as even as the groups allow."""
+    """Row indices of `parts` contiguous chunks holding whole groups, as even as the groups allow. A short
+    batch (dynamic sampling ran out of draws) may hold fewer groups than parts: one group per chunk, then
+    empty chunks."""
     starts = [0] + [i for i in range(1, len(group_id_B)) if group_id_B[i] != group_id_B[i - 1]]
-    bounds = [starts[round(j * len(starts) / parts)] for j in range(parts)] + [len(group_id_B)]
+    edges, g = [*starts, len(group_id_B)], len(starts)
+    bounds = [edges[round(j * g / parts) if g >= parts else min(j, g)] for j in range(parts)] + [len(group_id_B)]
     return [torch.arange(bounds[j], bounds[j + 1]) for j in range(parts)]
 
 

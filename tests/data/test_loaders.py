@@ -105,6 +105,18 @@ def test_malformed_json_line(tmp_path):
     assert f"{path}:2: invalid JSON" in str(e.value) and "\n" not in str(e.value)
 
 
+def test_non_utf8_line_is_named_and_a_bom_is_skipped(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    good = json.dumps({"problem": "p", "answer": "1"}).encode()
+    path.write_bytes(good + b"\n" + '{"problem": "caf\xe9", "answer": "2"}\n'.encode("latin-1"))
+    with pytest.raises(LenrlError) as e:
+        load_problems(str(path))
+    assert str(e.value) == f"{path}:2: not valid UTF-8 (byte 0xe9 at column 17)"
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + good + b"\n")
+    assert [(p.question, p.answer) for p in load_problems(str(bom))] == [("p", "1")]
+
+
 def test_missing_field(tmp_path):
     path = write_jsonl(
         tmp_path / "f.jsonl",

@@ -4,6 +4,7 @@ pool are covered by tests/eval/test_eval_e2e.py): forcing requests, records, res
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -12,9 +13,8 @@ from lenrl.eval.benchmarks import check_benchmark_names, load_benchmark, parse_d
 from lenrl.eval.runner import PLAIN_FORCE, THINK_FORCE, BenchmarkEval, EvalSettings
 from lenrl.eval.samples import Forced, SampleFile, SampleRecord
 from lenrl.eval.summary import summarize
-from lenrl.records import Problem, Prompt, Rollout
+from lenrl.records import GenerationStats, Problem, Prompt, Rollout
 from lenrl.reward_runner import ScoredBatch
-from lenrl.rollout.vllm_engine import GenerationStats
 
 EOS_AT = {0: 3, 1: None}  # question 0 stops after 3 tokens, question 1 runs to the cap
 
@@ -65,6 +65,8 @@ class FakeEngine:
 
 class Grader:
     """Correct iff the completion contains a boxed 7 (forced) or is exactly 'aaa' (question 0's answer)."""
+
+    thinking = False
 
     def score(self, x):
         import torch
@@ -133,6 +135,13 @@ def test_resume_with_other_settings_is_refused(tmp_path):
 def test_force_text_closes_thinking_when_the_response_is_prefilled_with_think():
     assert EvalSettings(think_prefix="<think>\n").forcing == THINK_FORCE
     assert EvalSettings().forcing == PLAIN_FORCE and EvalSettings(force_text="X").forcing == "X"
+    assert EvalSettings(thinking=True).forcing == THINK_FORCE  # the thinking mode alone closes </think>
+    assert EvalSettings(thinking=True).record()["thinking"] is True  # part of the protocol (resume compares it)
+
+
+def test_grader_and_settings_must_agree_on_the_thinking_mode():
+    with pytest.raises(LenrlError, match="thinking mode"):
+        BenchmarkEval(FakeEngine(), Grader(), Tok(), EvalSettings(thinking=True), extract=lambda t: None)
 
 
 @pytest.mark.parametrize("budgets", [(4, 2), (0, 2), (2, 2), (-1,), (4, 9)])
@@ -191,6 +200,21 @@ def test_benchmark_names_and_data_arguments(tmp_path):
     bad.write_text(json.dumps({"question": "q", "answer": "1"}) + "\n")
     with pytest.raises(LenrlError, match=r"bad.jsonl:1: missing field 'problem'"):
         load_benchmark("mine", str(bad))
+
+
+def test_records_are_written_whatever_the_model_emits(tmp_path):
+    """A completion that is not valid UTF-8 (lone surrogates, as Python decodes it) is written, the file
+    stays valid UTF-8, and reading it back (resume, which also rewrites the file) gives the exact text."""
+    bad = b"\xff\xfe \\boxed{7} \xc3\x28 \xc3\xa9t\xc3\xa9".decode("utf-8", errors="surrogateescape")
+    rec = replace(_rec("a", 0, 3, True, answer="\udcff"), text=bad)
+    f = SampleFile(tmp_path / "d", {"n": 1})
+    f.resume(1)
+    f.append([rec])
+    raw = f.path.read_bytes()
+    raw.decode("utf-8")  # strict: valid UTF-8
+    assert "été" in raw.decode("utf-8")  # valid non-ASCII text stays readable, not escaped
+    assert SampleFile(tmp_path / "d", {"n": 1}).resume(1) == {"a": [rec]}  # read back, and rewritten
+    assert SampleFile(tmp_path / "d", {"n": 1}).resume(1) == {"a": [rec]}  # and read back again
 
 
 def test_sample_file_round_trip(tmp_path):

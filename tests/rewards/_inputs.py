@@ -1,7 +1,7 @@
 """Build RewardInput batches for the length-reward tests from compact per-sample descriptions.
 
-A sample is a dict: c (correct: completion `\\boxed{3}` against gold `3`, else `no answer`, which is wrong
-without calling math-verify), n (response tokens), g (group id), trunc (default: n >= budget), think
+A sample is a dict: c (correct: the grader's verdict, x.correct_B, with a matching completion `\\boxed{3}`
+against gold `3`, else `no answer`), n (response tokens), g (group id), trunc (default: n >= budget), think
 (think_len), budget, meta, text (overrides the completion), ids (overrides the token ids), prompt.
 """
 
@@ -35,4 +35,5 @@ def make_input(samples: list[dict[str, Any]], budget: int = 1000) -> RewardInput
         ),
         group_id_B=torch.tensor([s["g"] for s in samples], dtype=torch.long),
         budget_B=torch.tensor(b, dtype=torch.long),
+        correct_B=torch.tensor([bool(s["c"]) for s in samples], dtype=torch.bool),
     )

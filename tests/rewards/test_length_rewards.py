@@ -3,7 +3,9 @@ including group-relative batches with two or more groups, composition with math_
 
 from __future__ import annotations
 
+import inspect
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -11,7 +13,7 @@ import torch
 import rewards  # noqa: F401  (registers the built-ins)
 from lenrl.catalog import _summary
 from lenrl.reward import REWARDS
-from tests.rewards._inputs import make_input
+from tests.rewards._inputs import RIGHT, make_input
 from tests.rewards._inputs import sample as s
 
 sig = lambda z: 1.0 / (1.0 + math.exp(-z))  # noqa: E731
@@ -315,8 +317,6 @@ def test_cases(name, params, samples, budget, expected):
     assert out.score_B.tolist() == pytest.approx(expected, abs=1e-5)
     for part in out.parts.values():
         assert part.shape == (len(samples),)
-    if out.correct_B is not None:
-        assert out.correct_B.tolist() == [bool(x["c"]) for x in samples]
 
 
 def test_truncation_composes_with_math_correct():
@@ -354,7 +354,7 @@ def test_registered_with_keyword_only_defaults_and_a_paper_summary():
 BAD = [
     ("truncation", {"truncation_reward_scale": 1.5}),
     ("truncation", {"truncation_reward_scale": -0.1}),
-    ("truncation", {"fallback": "first_number"}),
+    ("surrogate", {"fallback": "first_number"}),
     ("overlong", {"buffer": 0}),
     ("overlong", {"buffer": -5}),
     ("overlong", {"max_len": 0}),
@@ -401,3 +401,56 @@ def test_bad_budget_raises():
     x = make_input([s(1, 10, budget=0)])
     with pytest.raises(ValueError, match="tlts_triangular: budget"):
         REWARDS.get("tlts_triangular")(x)
+
+
+GRADED = ["truncation", "l1_exact", "l1_max", "cosine", "repetition", "kimi", "shorter_better", "arora_zanette"]
+GRADED += ["difficulty_truncation"]
+
+
+def test_the_nine_length_rewards_read_the_verdict_and_never_grade(monkeypatch):
+    """Correctness is x.correct_B, decided once by the run's grader: no length reward extracts or verifies
+    an answer again (before, each called math_correct's grading, DA-DLER three times per sample), and
+    none has its own grading parameters any more."""
+    import rewards.math_correct as mc
+
+    def no_grading(*args, **kwargs):
+        raise AssertionError("a length reward graded an answer again")
+
+    monkeypatch.setattr(mc, "extract_answer", no_grading)
+    monkeypatch.setattr(mc, "is_equivalent", no_grading)
+    # the text says "right" everywhere; the verdict says otherwise for half: the verdict wins
+    rows = [(1, 100, 0, True), (0, 90, 0, False), (1, 70, 1, False), (1, 80, 1, False)]
+    samples = [s(c, n, g, trunc=t, text=RIGHT) for c, n, g, t in rows]
+    x = make_input(samples, budget=100)
+    flipped = make_input([{**x_, "c": not x_["c"]} for x_ in samples], budget=100)
+    for name in GRADED:
+        fn = REWARDS.get(name)
+        assert not {"fallback", "require_think_close"} & set(inspect.signature(fn).parameters), name
+        a, b = fn(x).score_B, fn(flipped).score_B
+        assert not torch.equal(a, b), name  # the score follows x.correct_B, not the text
+
+
+def test_format_mean_is_the_mean_of_every_check_order_included():
+    """tags=[think, answer] without the answer check: (tag_think + tag_answer + order) / 3."""
+    fmt = REWARDS.get("format")
+    x = make_input(
+        [
+            s(1, 5, text="<think>a</think><answer>x</answer>"),
+            s(1, 5, text="<answer>x</answer><think>a</think>"),  # both well-formed, wrong order
+            s(1, 5, text="<think>a</think> x"),  # no answer tag
+        ]
+    )
+    out = fmt(x, tags=["think", "answer"], require_answer=False, mode="mean")
+    assert out.score_B.tolist() == pytest.approx([1.0, 2 / 3, 1 / 3])
+    assert set(out.parts) == {"tag_think", "tag_answer", "order"}
+    assert fmt(x, tags=["think", "answer"], require_answer=False, mode="all").score_B.tolist() == [1.0, 0.0, 0.0]
+
+
+def test_format_answer_check_follows_the_thinking_mode():
+    fmt = REWARDS.get("format")
+    samples = [s(1, 5, text="\\boxed{3}"), s(1, 5, text="a</think> \\boxed{3}")]
+    off = fmt(make_input(samples), tags=[]).score_B.tolist()
+    on = fmt(replace(make_input(samples), thinking=True), tags=[]).score_B.tolist()
+    assert off == [1.0, 1.0] and on == [0.0, 1.0]  # thinking: no `</think>`, no answer
+    tagged = [s(1, 5, text="<think>a</think><answer>\\boxed{3}</answer>")]  # the tag content is the answer
+    assert fmt(replace(make_input(tagged), thinking=True), tags=["answer"]).score_B.tolist() == [1.0]

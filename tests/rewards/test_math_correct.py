@@ -1,13 +1,17 @@
-"""math_correct: answer extraction (last box after `</think>`, fallbacks) and math-verify equivalence."""
+"""The `math` grader (answer extraction: last box after `</think>`, thinking mode, fallbacks; notation;
+math-verify equivalence) and the `math_correct` reward, which reads the grader's verdict."""
 
 from __future__ import annotations
+
+import logging
+from dataclasses import replace
 
 import pytest
 import torch
 from torch.testing import assert_close
 
-from lenrl.reward import REWARDS, RewardInput
-from rewards.math_correct import extract_answer, is_equivalent, math_correct
+from lenrl.reward import GRADERS, REWARDS, RewardInput
+from rewards.math_correct import canonical, extract_answer, is_equivalent, math_correct, math_grader
 
 # (completion, gold, params, expected correct)
 CASES = [
@@ -46,9 +50,11 @@ CASES = [
     ("$\\boxed5$", "5", {}, True),
     ("\\fbox{7}", "7", {}, True),
     ("\\boxed{}", "0", {}, False),
-    # require_think_close
-    ("\\boxed{4}", "4", {"require_think_close": True}, False),
-    ("<think>x</think>\\boxed{4}", "4", {"require_think_close": True}, True),
+    # thinking mode: without `</think>` there is no answer (DLER's grader); off, the whole text is graded
+    ("\\boxed{4}", "4", {"thinking": True}, False),
+    ("\\boxed{4}", "4", {"thinking": False}, True),
+    ("<think>x</think>\\boxed{4}", "4", {"thinking": True}, True),
+    ("The answer is 4.", "4", {"thinking": True, "fallback": "last_number"}, False),
 ]
 
 
@@ -61,7 +67,8 @@ def test_cases(completion, gold, params, expected):
 def test_extract_answer_values():
     assert extract_answer("a \\boxed{x^{2}} b \\boxed{\\frac{1}{2}} c") == "\\frac{1}{2}"
     assert extract_answer("<think>\\boxed{1}</think>none") is None
-    assert extract_answer("no think \\boxed{1}", require_think_close=True) is None
+    assert extract_answer("no think \\boxed{1}", thinking=True) is None
+    assert extract_answer("no think \\boxed{1}", thinking=False) == "1"
     assert extract_answer("= 1,234,567.", fallback="last_number") == "1234567"
     assert extract_answer("no digits", fallback="last_number") is None
     assert extract_answer("\\boxed{\\{1,2\\}}") == "\\{1,2\\}"
@@ -71,10 +78,10 @@ def test_unknown_fallback_raises():
     with pytest.raises(ValueError, match="fallback"):
         extract_answer("\\boxed{1}", fallback="first_number")
     with pytest.raises(ValueError, match="fallback"):
-        math_correct(make_input(["\\boxed{1}"], ["1"]), fallback="Last_number")
+        math_grader("\\boxed{1}", "1", thinking=False, fallback="Last_number")
 
 
-def make_input(completions: list[str], answers: list[str]) -> RewardInput:
+def make_input(completions: list[str], answers: list[str], correct: list[bool] | None = None) -> RewardInput:
     n = len(completions)
     z = torch.zeros(n, dtype=torch.long)
     return RewardInput(
@@ -88,15 +95,77 @@ def make_input(completions: list[str], answers: list[str]) -> RewardInput:
         truncated_B=z.bool(),
         group_id_B=z,
         budget_B=z,
+        correct_B=None if correct is None else torch.tensor(correct),
     )
 
 
-def test_reward_output_and_registration():
+def test_math_correct_reads_the_graders_verdict_and_never_grades():
     assert REWARDS.get("math_correct") is math_correct
-    x = make_input(["\\boxed{1}", "\\boxed{2}", "1", "\\boxed{1"], ["1", "1", "1", "1"])
+    # correct_B disagrees with the text on purpose: the reward must echo the verdict, not re-grade
+    x = make_input(["\\boxed{1}", "\\boxed{2}", "1", "\\boxed{1"], ["1", "1", "1", "1"], [False, True, True, False])
     out = math_correct(x)
-    assert_close(out.score_B, torch.tensor([1.0, 0.0, 0.0, 0.0]))
-    assert_close(out.correct_B, torch.tensor([True, False, False, False]))
+    assert_close(out.score_B, torch.tensor([0.0, 1.0, 1.0, 0.0]))
     assert_close(out.parts["boxed"], torch.tensor([1.0, 1.0, 0.0, 0.0]))
-    out = math_correct(x, fallback="last_number")
-    assert_close(out.score_B, torch.tensor([1.0, 0.0, 1.0, 0.0]))
+    thinking = math_correct(replace(x, thinking=True))  # no `</think>`: no answer span, so no box in it
+    assert_close(thinking.parts["boxed"], torch.zeros(4))
+    with pytest.raises(ValueError, match="correct_B"):
+        math_correct(make_input(["\\boxed{1}"], ["1"]))  # not graded
+
+
+def test_grader_registration_and_values():
+    assert GRADERS.get("math") is math_grader
+    assert math_grader("\\boxed{1}", "1", thinking=False) is True
+    assert math_grader("The answer is 4.", "4", thinking=False, fallback="last_number") is True
+    assert math_grader("The answer is 4.", "4", thinking=False) is False
+
+
+# Notation (rule 4): (pred, gold, expected). Each True row but the plain ones fails with raw math-verify.
+NOTATION = [
+    ("30°", "30^\\circ", True),
+    ("30\\degree", "30^\\circ", True),
+    ("30^\\circ", "30", True),
+    ("30^{\\circ}", "30", True),
+    ("30", "30^\\circ", True),
+    ("30°", "30", True),
+    ("31°", "30^\\circ", False),
+    ("f \\circ g", "f \\circ g", True),  # composition is not a degree mark
+    ("1.45e6", "1450000", True),
+    ("1.45e6", "1.45\\times 10^6", True),
+    ("1.45E6", "1450000", True),
+    ("2e3", "2000", True),
+    ("1.5e-3", "0.0015", True),
+    ("1.45e6", "1.45", False),
+    ("2e", "2e", True),  # Euler's e stays e
+    ("5\\,600", "5600", True),
+    ("5600", "5\\,600", True),
+    ("5{,}600", "5600", True),
+    ("5\\!600", "5600", True),
+    ("5\\;600", "5600", True),
+    ("1\\,000\\,000", "1000000", True),
+    ("605", "5\\,600", False),
+    ("12\\ ", "12", True),
+    ("12\\ ", "13", False),
+]
+
+
+@pytest.mark.parametrize(("pred", "gold", "expected"), NOTATION)
+def test_notation_table(pred, gold, expected):
+    assert is_equivalent(pred, gold) is expected
+    assert math_grader(f"so \\boxed{{{pred}}}", gold, thinking=False) is expected
+
+
+def test_canonical_values():
+    assert canonical("30^{\\circ}") == "30"
+    assert canonical("1.45e6") == "1450000"
+    assert canonical("1.5e-3") == "0.0015"
+    assert canonical("5\\,600") == "5600"
+    assert canonical("12\\ ") == "12"
+    assert canonical("x\\,dx") == "x dx"  # spacing outside numbers stays a space
+
+
+def test_math_verify_log_lines_are_cut(caplog):
+    big = "x" * 40_000
+    with caplog.at_level(logging.WARNING, logger="math_verify.parser"):
+        logging.getLogger("math_verify.parser").warning("Timeout during parsing: %s", big)
+    (rec,) = caplog.records
+    assert len(rec.getMessage()) < 250 and "[40024 chars]" in rec.getMessage()

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lenrl.config import AlgoConfig, RolloutConfig, TrainConfig
-from lenrl.records import GenerationRequest
+from lenrl.records import GenerationRequest, RolloutBatch
 from lenrl.trainer.batch import build_train_batch
 from lenrl.trainer.learner import Learner, MiniBatch
 from lenrl.trainer.logprobs import response_logprobs
@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
 
 def _gap(model, rollouts, temperature):
-    b = build_train_batch(rollouts, torch.zeros(len(rollouts)), pad_id=2)
+    b = build_train_batch(RolloutBatch.from_rollouts(rollouts), torch.zeros(len(rollouts)), pad_id=2)
     with torch.no_grad():
         logp, _ = response_logprobs(model, b, temperature=temperature)
     return float((logp - b.sampler_logp_BT).abs()[b.response_mask_BT].max())
@@ -41,7 +41,9 @@ def test_engine_logprobs_match_learner_after_in_place_update(tiny_model_dir, tmp
     assert all(r.weight_version == 0 and r.budget == 12 for r in rollouts)
     assert _gap(learner.model, rollouts, temperature) < 1e-4
 
-    b = build_train_batch(rollouts, torch.tensor([1.0, -1.0, 0.5, -0.5, 1.0, -1.0]), pad_id=2)
+    b = build_train_batch(
+        RolloutBatch.from_rollouts(rollouts), torch.tensor([1.0, -1.0, 0.5, -0.5, 1.0, -1.0]), pad_id=2
+    )
     learner.update([MiniBatch.whole(b)])
     engine.update_weights(learner.weights(), version=1)
 

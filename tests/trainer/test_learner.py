@@ -5,7 +5,7 @@ import torch
 from torch.testing import assert_close
 
 from lenrl.config import AlgoConfig, FnSpec, TrainConfig
-from lenrl.records import Rollout
+from lenrl.records import Rollout, RolloutBatch
 from lenrl.trainer.batch import build_train_batch
 from lenrl.trainer.learner import Learner, MiniBatch
 from lenrl.trainer.logprobs import response_logprobs
@@ -16,7 +16,7 @@ def _rollouts():
     for g, (prompt, responses) in enumerate([([5, 6, 7], [[8, 9], [10, 11, 12, 13]]), ([20], [[21], [22, 23, 24]])]):
         for resp in responses:
             rs.append(Rollout(g, prompt, resp, [-1.0] * len(resp), "stop", 16, 0, "", 0))
-    return rs
+    return RolloutBatch.from_rollouts(rs)
 
 
 def test_batch_layout_left_pads_prompts_and_right_pads_responses():

@@ -5,7 +5,7 @@ import torch
 from torch.testing import assert_close
 
 from lenrl.config import AlgoConfig, FnSpec, TrainConfig
-from lenrl.records import Rollout
+from lenrl.records import Rollout, RolloutBatch
 from lenrl.trainer.batch import build_train_batch
 from lenrl.workers.groups import _split_groups
 
@@ -21,6 +21,14 @@ def test_split_groups_keeps_groups_whole_and_loses_nothing():
                 assert not seen[a] & seen[b]
 
 
+def test_split_groups_with_fewer_groups_than_parts_gives_one_group_each_then_empty_chunks():
+    # a short batch (dynamic sampling ran out of draws) may hold fewer groups than learners
+    gid = torch.tensor([4, 4, 9, 9, 9])
+    assert [c.tolist() for c in _split_groups(gid, 4)] == [[0, 1], [2, 3, 4], [], []]
+    assert [c.tolist() for c in _split_groups(gid[:2], 3)] == [[0, 1], [], []]
+    assert [c.tolist() for c in _split_groups(gid, 2)] == [[0, 1], [2, 3, 4]]
+
+
 @pytest.mark.slow
 @pytest.mark.ray
 def test_two_learners_update_like_one(tiny_model_dir):
@@ -34,7 +42,7 @@ def test_two_learners_update_like_one(tiny_model_dir):
         for i in range(2):
             resp = [8 + i, 9 + g, 10 + i][: 1 + (i + g) % 3]  # lengths 1-3: token weights differ
             rollouts.append(Rollout(g, [5 + g, 6, 7], resp, [-1.0] * len(resp), "stop", 8, 0, "", 0))
-    batch = build_train_batch(rollouts, torch.tensor([1.0, -1.0] * 4), pad_id=2)
+    batch = build_train_batch(RolloutBatch.from_rollouts(rollouts), torch.tensor([1.0, -1.0] * 4), pad_id=2)
     algo = AlgoConfig(aggregation=FnSpec("token_mean"))
     train = TrainConfig(lr=1e-2, micro_batch_size=2, prompts_per_step=4, mini_batches=2)
     ray.init(num_cpus=3, include_dashboard=False, logging_level="ERROR")
@@ -45,9 +53,16 @@ def test_two_learners_update_like_one(tiny_model_dir):
         two = LearnerGroup([cls.remote(str(tiny_model_dir), algo, train, **kw) for _ in range(2)])
         s1, s2 = one.update(batch, mini_batches=2), two.update(batch, mini_batches=2)
         w1, w2 = ray.get(one.weights()), ray.get(two.weights())
+        # a short batch (dynamic sampling ran out of draws): one group for two learners, one shard empty
+        short = batch.select(slice(0, 2))
+        t1, t2 = one.update(short, mini_batches=1), two.update(short, mini_batches=1)
+        v1, v2 = ray.get(one.weights()), ray.get(two.weights())
     finally:
         ray.shutdown()
     assert s1.tokens == s2.tokens == batch.num_tokens
     assert abs(s1.loss - s2.loss) < 1e-5
     for name in w1:
         assert_close(w2[name], w1[name], atol=1e-5, rtol=1e-4)
+    assert t1.tokens == t2.tokens == short.num_tokens and abs(t1.loss - t2.loss) < 1e-5
+    for name in v1:
+        assert_close(v2[name], v1[name], atol=1e-5, rtol=1e-4)
