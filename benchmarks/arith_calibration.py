@@ -10,10 +10,10 @@ is one, else the last number in the response (GSM8K style). Uses the project gra
 
     python benchmarks/arith_calibration.py --n 24 --difficulties 0 1 2 3 --dump /tmp/responses.jsonl
 
-Measured on the 2-core CPU machine (n=24 per level, seed 1000, batch 12; timings under load from
-other jobs): see the table in lenrl/data/arith.py's docstring. About 2-8 minutes per level.
+Results, with the machine and the command: docs/benchmarks.md#embedded-model-on-the-arith-task.
 
-CPU, fp32 (bf16 is ~25x slower on a CPU without native bf16: environment.md section 3), 2 threads.
+
+CPU, fp32 (docs/benchmarks.md#bf16-against-fp32-on-a-cpu-without-native-bf16), 2 threads.
 """
 
 from __future__ import annotations

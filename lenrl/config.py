@@ -177,8 +177,10 @@ class TrainConfig:
     seed: int = 0
     reward_workers: int = 2
     reward_timeout_s: float = 60.0
+    """limit of one task in the reward pool: one sample's grading (past it the sample is wrong and counted
+    in reward/timeouts) or one reward on one chunk of whole groups"""
     reward_on_error: str = "raise"
-    """raise | zero: what a reward crash or timeout does"""
+    """raise | zero: what a reward crash or timeout does (a grading timeout or error is always a wrong sample)"""
 
     def __post_init__(self) -> None:
         for k in ("steps", "prompts_per_step", "mini_batches", "epochs", "micro_batch_size", "reward_workers"):

@@ -15,6 +15,7 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from lenrl.errors import LenrlError, exit_code_of, interrupt_on_signals
 from lenrl.files import atomic_write
@@ -283,7 +284,7 @@ def _engines(model_path: str, settings, ctx: int, args):  # -> (RolloutGroup, ac
     )
     # every engine gets the same seed: per-request seeds then do not depend on the number of workers
     cls = ray.remote(num_cpus=1)(VLLMEngine).options(runtime_env={"env_vars": engine_actor_env()})
-    actors = [cls.remote(model_path, cfg, dtype=args.dtype, seed=settings.seed) for _ in range(args.workers)]
+    actors: list[Any] = [cls.remote(model_path, cfg, dtype=args.dtype, seed=settings.seed) for _ in range(args.workers)]
     ray.get([a.__ray_ready__.remote() for a in actors])
     return RolloutGroup(actors), actors
 

@@ -1,6 +1,6 @@
 """Typed records that cross function and process boundaries.
 
-Only these dataclasses travel between the driver and Ray actors (design.md 4.5): no string-keyed dicts.
+Only these dataclasses travel between the driver and Ray actors (docs/design.md 4.5): no string-keyed dicts.
 Lengths are first-class: every rollout carries its total token length, its thinking-span length,
 its truncation flag, its budget (the max_tokens it was sampled under) and its group id.
 The engines return one `Rollout` per sample; the trainer turns them into one columnar `RolloutBatch`

@@ -46,16 +46,21 @@ COUNT_METRICS = ("reward/timeouts", "reward/errors")  # sample counts: summed, n
 class RewardSpecLike(Protocol):
     """What the runner reads of a spec (lenrl.config.RewardSpec fits)."""
 
-    name: str
-    weight: float
-    params: dict[str, Any]
+    @property
+    def name(self) -> str: ...
+    @property
+    def weight(self) -> float: ...
+    @property
+    def params(self) -> dict[str, Any]: ...
 
 
 class GraderSpecLike(Protocol):
     """What the runner reads of the grader spec (lenrl.config.FnSpec fits)."""
 
-    name: str
-    params: dict[str, Any]
+    @property
+    def name(self) -> str: ...
+    @property
+    def params(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import argparse
 import logging
 import socket
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from lenrl.config import Config, available_algos
@@ -188,11 +189,11 @@ def build_actors(cfg: Config, model_path: str):  # -> tuple[RolloutGroup, Learne
         runtime_env={"env_vars": engine_actor_env()}
     )
     learner_cls = ray.remote(num_cpus=r.cpus_per_learner, num_gpus=r.gpus_per_learner)(Learner)
-    engines = [
+    engines: list[Any] = [
         engine_cls.remote(model_path, cfg.rollout, dtype=cfg.model.dtype, seed=cfg.train.seed + i)
         for i in range(r.rollout_workers)
     ]
-    learners = [
+    learners: list[Any] = [
         learner_cls.remote(
             model_path,
             cfg.algo,

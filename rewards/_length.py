@@ -1,7 +1,7 @@
 """Shared helpers for the length-shaping rewards (`length_penalty.py`, `length_group.py`, `format.py`).
 
 Nothing here is registered. Lengths are always token counts from the batch tensors (never characters,
-algorithms.md §12.1); correctness is never re-graded here: every length reward reads x.correct_B (via
+docs/algorithms.md §12.1); correctness is never re-graded here: every length reward reads x.correct_B (via
 `lenrl.reward.graded`), the verdict of the run's grader, so all rewards and the gating agree on it.
 """
 

@@ -1,11 +1,11 @@
 """Group-relative length rewards: each score depends on the other responses to the same prompt.
 
 - `kimi`: Kimi k1.5 length reward — Kimi Team, "Kimi k1.5: Scaling Reinforcement Learning with LLMs",
-  arXiv 2501.12599 (algorithms.md §9.2; also GRPO-λ, arXiv 2505.18086).
-- `shorter_better`: ShorterBetter — Yi et al., arXiv 2504.21370 (algorithms.md §9.7).
+  arXiv 2501.12599 (docs/algorithms.md §9.2; also GRPO-λ, arXiv 2505.18086).
+- `shorter_better`: ShorterBetter — Yi et al., arXiv 2504.21370 (docs/algorithms.md §9.7).
 - `arora_zanette`: "Training Language Models to Reason Efficiently" — Arora & Zanette, arXiv 2502.04463
-  (algorithms.md §9.8).
-- `surrogate`: Surrogate Signals from Format and Length — Xin et al., arXiv 2505.19439 (algorithms.md
+  (docs/algorithms.md §9.8).
+- `surrogate`: Surrogate Signals from Format and Length — Xin et al., arXiv 2505.19439 (docs/algorithms.md
   §6.1). Not group-relative (per sample, against a fixed L_max); it lives here as a "no ground truth"
   composite of format and length.
 
@@ -53,7 +53,7 @@ def kimi(
         R_len = λ if correct else min(0, λ)
     The report adds R_len to the correctness reward (compose with math_correct), after a warm-up without
     it; include_correct=True returns 1[c] + R_len. [The formula is from memory of the report,
-    algorithms.md §9.2.] Shapes: (B,), group_id_B (B,), x.correct_B (B,) -> score_B (B,).
+    docs/algorithms.md §9.2.] Shapes: (B,), group_id_B (B,), x.correct_B (B,) -> score_B (B,).
     """
     check_choice("kimi", "length_on", length_on, LENGTH_ON)
     ell = lengths(x, length_on)
@@ -111,7 +111,7 @@ def arora_zanette(
     keeps every correct answer at >= 0, i.e. never below a wrong one. check_eos=True (code's
     --check_eos): a truncated response (finish reason "length") counts as wrong, in the score and in
     the group statistics. Paper and code agree; the code re-tokenises the decoded text, here ℓ is the
-    generated token count (algorithms.md §12.1).
+    generated token count (docs/algorithms.md §12.1).
     Shapes: (B,), group_id_B (B,) -> score_B (B,); x.correct_B is c before the EOS check.
     """
     check_range("arora_zanette", "alpha", alpha, 0.0, 1.0)

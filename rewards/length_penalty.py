@@ -1,15 +1,15 @@
 """Per-sample length shaping rewards (each sample scored on its own; no group statistics).
 
 - `truncation`: DLER truncation penalty — Liu et al. (NVIDIA), "DLER: Doing Length pEnalty Right",
-  arXiv 2510.15110 (algorithms.md §1.1, §1.9).
-- `overlong`: DAPO soft overlong punishment — Yu et al., arXiv 2503.14476 (algorithms.md §9.4).
+  arXiv 2510.15110 (docs/algorithms.md §1.1, §1.9).
+- `overlong`: DAPO soft overlong punishment — Yu et al., arXiv 2503.14476 (docs/algorithms.md §9.4).
 - `l1_exact`, `l1_max`: L1 / LCPO — Aggarwal & Welleck, "Controlling How Long A Reasoning Model
-  Thinks", arXiv 2503.04697 (algorithms.md §9.1).
+  Thinks", arXiv 2503.04697 (docs/algorithms.md §9.1).
 - `cosine`: cosine length-scaled reward — Yeo et al., "Demystifying Long Chain-of-Thought Reasoning in
-  LLMs", arXiv 2502.03373 (algorithms.md §9.3).
+  LLMs", arXiv 2502.03373 (docs/algorithms.md §9.3).
 - `tlts_triangular`: Train Long, Think Short budget reward — Hammoud et al., arXiv 2508.08940
-  (algorithms.md §5.1).
-- `repetition`: n-gram repetition penalty — Yeo et al., arXiv 2502.03373 (algorithms.md §9.3).
+  (docs/algorithms.md §5.1).
+- `repetition`: n-gram repetition penalty — Yeo et al., arXiv 2502.03373 (docs/algorithms.md §9.3).
 
 Conventions: lengths are tokens (x.response_len_B; x.think_len_B with `length_on="think"`); "truncated"
 is the engine's finish reason "length" (x.truncated_B); correctness c is x.correct_B, the run's grader's
@@ -55,7 +55,7 @@ def truncation(
     Paper vs code: the paper gives truncated responses 0 (s = 0, the default); the official code
     multiplies the score by 0.1 when finish_reason != "stop" (s = 0.1). DLER's grader also requires
     `</think>` (`model.thinking: true`). Truncated = finish reason "length" (a response of exactly
-    max_tokens that ends in EOS is not truncated, algorithms.md §12.2).
+    max_tokens that ends in EOS is not truncated, docs/algorithms.md §12.2).
     Shapes: (B,), x.correct_B (B,) -> score_B (B,).
     """
     check_range("truncation", "truncation_reward_scale", truncation_reward_scale, 0.0, 1.0)
@@ -267,7 +267,7 @@ def repetition(
         mode="count": R = -penalty·(number of repeated n-gram occurrences).
         mode="fraction" (code `get_repetition_penalty`, the sparse variant inside cosine.py, there on
             lower-cased words): R = -penalty·(1 - distinct / total n-grams), in [-penalty, 0].
-    only_wrong=True (algorithms.md §9.3: "only on wrong answers", as in the cosine code) leaves
+    only_wrong=True (docs/algorithms.md §9.3: "only on wrong answers", as in the cosine code) leaves
     correct answers (x.correct_B) at 0; only_wrong=False penalises every sample (the dense code's behaviour).
     Shapes: (B,), x.correct_B (B,) -> score_B (B,).
     """

@@ -8,7 +8,7 @@ import pytest
 @pytest.fixture(scope="session")
 def smol_tokenizer():
     """The embedded SmolLM2-135M tokenizer (real chat template). The first use on a machine converts
-    the GGUF into ~/.cache/lenrl (~40 s); later sessions load the cached directory in under a second."""
+    the GGUF into ~/.cache/lenrl (once, slow); later sessions load the cached directory in under a second."""
     from transformers import AutoTokenizer
 
     from lenrl.model.embedded import embedded_model_dir

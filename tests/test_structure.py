@@ -1,4 +1,4 @@
-"""Structure rules from design.md 4.7: light modules import neither vllm nor ray; size limits."""
+"""Structure rules from docs/design.md 4.7: light modules import neither vllm nor ray; size limits."""
 
 import ast
 import subprocess

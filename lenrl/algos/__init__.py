@@ -1,6 +1,6 @@
 """The math of policy optimisation, as pure tensor functions on separate registries.
 
-Importing this package registers every built-in; it imports only torch (design.md 4.7 rule 8).
+Importing this package registers every built-in; it imports only torch (docs/design.md 4.7 rule 8).
 """
 
 from lenrl.algos.advantages import ADVANTAGES, AdvantageInput

@@ -4,7 +4,7 @@ Signature: `fn(loss_BT, mask_BT, *, num_tokens, num_seqs, max_len, <params>) -> 
 `num_seqs` count the valid tokens and responses of the whole optimizer mini-batch (across micro-batches
 and learners), so summing the results of micro-batches gives the result of the whole mini-batch:
 the aggregate never depends on how the batch was split. `max_len` is the configured response budget
-(rollout.max_tokens), never the padded width, which changes from batch to batch (algorithms.md §2.6).
+(rollout.max_tokens), never the padded width, which changes from batch to batch (docs/algorithms.md §2.6).
 """
 
 from __future__ import annotations

@@ -101,7 +101,7 @@ def palu(
     tau: float = 0.5,
     min_budget: int = 1,
 ) -> int:
-    """PALU, Performance-Aware Length Updating (Gao et al., arXiv 2510.10168, §4; algorithms.md §4.2).
+    """PALU, Performance-Aware Length Updating (Gao et al., arXiv 2510.10168, §4; docs/algorithms.md §4.2).
 
     R̂_q = mean(c) over the question's rollouts (the off-policy pass rate of its last visit);
       R̂_q >= C (λ = 0):  L_q <- max(min_budget, L_q - round(α)),  α = Q_1.0 - Q_{1-τ} of the correct

@@ -41,7 +41,7 @@ def nonzero_std(x: FilterInput, *, by: str = "correct") -> torch.Tensor:
     """Keep a group iff its values are not all equal: std_G(v) > 0 (DAPO dynamic sampling).
 
     `by="correct"` filters on the pre-shaping correctness, as DLER's official code does (its filter reads
-    `token_level_scores`, the score before the truncation penalty: algorithms.md §1.4, §12.5), so a group
+    `token_level_scores`, the score before the truncation penalty: docs/algorithms.md §1.4, §12.5), so a group
     whose correct answers were all zeroed by a length cap still counts as informative.
     `by="score"` filters on the shaped reward. Shapes: [B] -> keep_B [B].
     """
@@ -63,7 +63,7 @@ def _group_ratio(x: FilterInput) -> tuple[torch.Tensor, torch.Tensor]:
 
 @GROUP_FILTERS.register("top_fraction")
 def top_fraction(x: FilterInput, *, fraction: float) -> torch.Tensor:
-    """GRPO-λ group selection (Dai, Liu, Si 2025, arXiv 2505.18086; algorithms.md §3): keep the
+    """GRPO-λ group selection (Dai, Liu, Si 2025, arXiv 2505.18086; docs/algorithms.md §3): keep the
     k = ceil(λ·G) groups of the batch with the highest correctness ratio p_q = (1/|q|) Σ_i c_i.
 
     λ = `fraction` ∈ [0, 1]. Ties at the cut go to the lower group id, i.e. the group sampled first (the
@@ -82,7 +82,7 @@ def top_fraction(x: FilterInput, *, fraction: float) -> torch.Tensor:
 
 @GROUP_FILTERS.register("min_ratio")
 def min_ratio(x: FilterInput, *, threshold: float) -> torch.Tensor:
-    """GRPO-λ's absolute-threshold reading (algorithms.md §3: summaries are ambiguous between a batch
+    """GRPO-λ's absolute-threshold reading (docs/algorithms.md §3: summaries are ambiguous between a batch
     quantile and a threshold): keep every group with correctness ratio p_q >= `threshold` ∈ [0, 1].
     Shapes: [B] -> keep_B [B]."""
     if not 0 <= threshold <= 1:

@@ -40,7 +40,7 @@ def drpo_weights(len_B: torch.Tensor, *, max_len: int, lam: float) -> torch.Tens
 
     Self-normalised importance weights of P*(o) ∝ π_old⁺(o) exp(r_l(o)/λ). λ → ∞: uniform (DisCO without
     length control); small λ: the weight concentrates on the shortest correct responses. C is the configured
-    cap, never the padded width (algorithms.md §2.6). Shapes: len_B [P] (P >= 1) -> w_B [P], sums to 1.
+    cap, never the padded width (docs/algorithms.md §2.6). Shapes: len_B [P] (P >= 1) -> w_B [P], sums to 1.
     """
     return torch.softmax((1.0 - len_B.double() / max_len) / lam, dim=0)
 

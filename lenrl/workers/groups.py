@@ -1,6 +1,6 @@
 """Fan-out over Ray actors: rollout engines and data-parallel learners.
 
-Ray patterns (design.md 4.5): launch every remote call first, then fetch them together; hand object refs
+Ray patterns (docs/design.md 4.5): launch every remote call first, then fetch them together; hand object refs
 from actor to actor (the learner's weights go to every engine without passing through the driver).
 """
 

