@@ -4,7 +4,9 @@ catalog (`lenrl algos`, the README table; lenrl/catalog.py) and the load-time pr
 An axis is a place in the config that names a registered function (`{name, params}`): where it lives,
 which registry holds its names, whether it compares the responses of a group, and a probe. A probe calls
 the configured function once on a toy batch, so that a parameter *value* the function rejects (it raises
-`ValueError`, the registries' contract) fails at load, not at step 1 after Ray and vLLM have started.
+`ValueError`, the registries' contract) fails at load, not at step 1 after Ray and vLLM have started; any
+other exception fails there too, as one line naming the exception (`lenrl.config_checks.check_spec`, the one
+check every spec goes through), except a reward's (`probe_reward`).
 """
 
 from __future__ import annotations
@@ -38,14 +40,26 @@ class Axis:
     group_relative: bool = False
     """every name but `none` compares the responses of a group, so training needs rollout.n >= 2"""
     probe: Probe | None = None
-    resolve: Callable[[str], str] | None = None
-    """name -> registry key, loading `module:fn` / `file.py:fn` references (rewards); LenrlError if it cannot"""
+    loads_refs: bool = False
+    """its names may also be `module:fn` / `file.py:fn` references to user plugins (rewards, graders)"""
 
     def registry(self) -> Any:  # -> lenrl.registry.Registry
         if self.plugins:
             importlib.import_module(self.plugins)
         module, attr = self.registry_ref.split(":")
         return getattr(importlib.import_module(module), attr)
+
+    def key(self, name: str) -> str:
+        """The registry key of `name`: a built-in name as it is; with `loads_refs`, a `module:fn` /
+        `file.py:fn` reference made canonical (absolute path) and loaded into the registry (LenrlError if
+        it cannot be)."""
+        if not self.loads_refs:
+            return name
+        from lenrl.reward_runner import canonical_ref, resolve_ref
+
+        ref = canonical_ref(name)
+        resolve_ref(ref, self.registry())
+        return ref
 
 
 def specs_at(cfg: Config, path: str) -> list[tuple[str, Any]]:
@@ -153,7 +167,8 @@ def _reward_probe(cfg: Config, spec: Any, fn: Callable[..., Any]) -> None:
 
 
 def probe_grader(fn: Callable[..., Any], params: dict[str, Any], *, thinking: bool) -> None:
-    """Grade one answer that matches its reference exactly (no call into math-verify, which is slow to import)."""
+    """Grade one answer that matches its reference exactly (no call into math-verify, which is slow to import).
+    A grader sees no dataset columns, so one that raises here would fail on every sample: refused at load."""
     fn("<think>1+0</think>\\boxed{1}", "1", **params, thinking=thinking)
 
 
@@ -199,24 +214,6 @@ def probe_reward_input(params: dict[str, Any], budgets: list[int], thinking: boo
     return RewardInput(**{k: v for k, v in values.items() if k in names})
 
 
-def _reward_key(name: str) -> str:
-    """The registry key of a reward: a built-in name as it is, `module:fn` / `file.py:fn` loaded."""
-    from lenrl.reward_runner import canonical_ref, resolve_reward
-
-    ref = canonical_ref(name)
-    resolve_reward(ref)
-    return ref
-
-
-def _grader_key(name: str) -> str:
-    """The registry key of a grader: a built-in name as it is, `module:fn` / `file.py:fn` loaded."""
-    from lenrl.reward_runner import canonical_ref, resolve_grader
-
-    ref = canonical_ref(name)
-    resolve_grader(ref)
-    return ref
-
-
 # ---------------------------------------------------------------- the table
 
 AXES: tuple[Axis, ...] = (
@@ -228,7 +225,7 @@ AXES: tuple[Axis, ...] = (
     Axis("group filter", "algo.filter", "lenrl.algos:GROUP_FILTERS", group_relative=True, probe=_filter_probe),
     Axis("budget schedule", "rollout.budget", "lenrl.algos:BUDGET_SCHEDULES", probe=_budget_probe),
     Axis("question budget", "rollout.question_budget", "lenrl.algos:QUESTION_BUDGETS", probe=_question_budget_probe),
-    Axis("grader", "grader", "lenrl.reward:GRADERS", plugins="rewards", probe=_grader_probe, resolve=_grader_key),
-    Axis("reward", "rewards[]", "lenrl.reward:REWARDS", plugins="rewards", probe=_reward_probe, resolve=_reward_key),
+    Axis("grader", "grader", "lenrl.reward:GRADERS", plugins="rewards", probe=_grader_probe, loads_refs=True),
+    Axis("reward", "rewards[]", "lenrl.reward:REWARDS", plugins="rewards", probe=_reward_probe, loads_refs=True),
     Axis("group filter", "rewards[].groups", "lenrl.algos:GROUP_FILTERS", group_relative=True, probe=_filter_probe),
 )

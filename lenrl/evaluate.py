@@ -49,14 +49,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a("--budgets", default="", help="comma list of increasing token budgets for accuracy vs budget")
     a("--force-tokens", type=int, default=32, help="tokens of a forced answer (budget forcing)")
     a("--force-text", default=None, help="text appended at the budget to force an answer")
-    a("--think-prefix", default="", help='pre-fill the response, e.g. "<think>\\n" (DeepSeek-R1 template)')
+    a("--think-prefix", default="", help='text pre-filling the response, e.g. "<think>\\n" (needs --thinking)')
     a("--instruction", default=None, help="appended to each question (default: the training instruction)")
     a("--system-prompt", default=None)
     a("--max-prompt-tokens", type=int, default=1024)
     a("--reward", default="math_correct", help="scoring reward: built-in name, module:fn or file.py:fn")
     a("--grader", default="math", help="verifier that decides each answer's correctness once (name or file.py:fn)")
     a("--fallback", default=None, help="math grader without a box: none | last_number (default: GSM8K last_number)")
-    a("--thinking", action="store_true", help="the model thinks first (R1-style): no `</think>`, no answer")
+    a(
+        "--thinking",
+        action="store_true",
+        help="the model thinks first (R1-style): no `</think>`, no answer; budget forcing closes `</think>`",
+    )
     a("--seed", type=int, default=0)
     a("--chunk", type=int, default=32, help="questions per generation call (the unit of resume)")
     a("--workers", type=int, default=1, help="vLLM engines (Ray actors) splitting the questions")

@@ -14,6 +14,15 @@ step or evaluation goes on. A grader that raises on a sample scores it wrong too
 Rewards: a batch is split into chunks that keep every group (`group_id_B`) whole, since rewards may be
 group-relative; each (plugin, chunk) pair is one task. Combination: `score_B = sum_k weight_k *
 score_k`, where a NaN score ("not applicable") counts as 0.
+
+A reward chunk has ONE timeout (`timeout_s`, `train.reward_timeout_s` in training), so a plugin that does
+slow per-sample work must bound it per sample: the built-ins that call math-verify (`format` with
+`sympy=True`, `surrogate`) parse each answer under `rewards.format.SYMPY_PARSE_TIMEOUT_S` (1 s), and a parse
+that runs out of time scores only that sample as unparsable. A chunk holds about batch / `num_workers`
+samples, so even if every answer in it were pathological the chunk needs at most chunk size x 1 s per such
+plugin (32 s for 64 samples on 2 workers) on top of its ordinary work, which stays within the default
+`train.reward_timeout_s` of 60 s; raise the timeout (or the workers) with larger batches, or under
+`reward_on_error: raise` a chunk full of pathological answers can still stop the step.
 """
 
 from __future__ import annotations
@@ -34,6 +43,8 @@ from typing import Any, Protocol
 import torch
 
 from lenrl.algos.filters import GROUP_FILTERS, FilterInput
+from lenrl.config import FnSpec
+from lenrl.config_checks import check_grader
 from lenrl.errors import LenrlError
 from lenrl.registry import Registry
 from lenrl.reward import GRADERS, REWARDS, RewardInput, RewardOutput, call_reward, graded, nan_to_zero, nanmean
@@ -178,19 +189,6 @@ def group_chunks(group_id_B: torch.Tensor, n_chunks: int) -> list[list[int]]:
     return chunks
 
 
-def _check_grader(name: str, params: dict[str, Any], thinking: bool) -> None:
-    """Unknown grader, unknown parameter or a bad parameter value (e.g. `fallback: last_numbr`): a
-    LenrlError now, not every sample silently wrong later. The probe grades an empty answer, which
-    needs no verifier."""
-    where = f"grader {name!r}"
-    fn = resolve_grader(name)
-    GRADERS.check_params(name, params, where=where)
-    try:
-        fn("", "", thinking=thinking, **params)
-    except Exception as e:
-        raise LenrlError(f"{where} with params {params}: {' '.join(str(e).split())}") from None
-
-
 def _bind_groups(spec: RewardSpecLike) -> Any:
     """The spec's `groups:` selector bound to its params, or None when it keeps every group."""
     groups = getattr(spec, "groups", None)
@@ -231,10 +229,12 @@ class RewardRunner:
         for spec, ref in zip(self.specs, self.refs, strict=True):
             resolve_reward(ref)
             REWARDS.check_params(ref, dict(spec.params), where=f"reward {spec.name!r}")
-        self.grader = canonical_ref(grader.name) if grader is not None else "math"
-        self.grader_params = dict(grader.params) if grader is not None else {}
+        grader = grader if grader is not None else FnSpec("math")
+        self.grader, self.grader_params = canonical_ref(grader.name), dict(grader.params)
         self.thinking = bool(thinking)
-        _check_grader(self.grader, self.grader_params, self.thinking)
+        # the same check as at config load: a bad name, parameter or value is a LenrlError now, not every
+        # sample silently wrong later
+        check_grader(grader, "grader", thinking=self.thinking)
         self.selectors = [_bind_groups(s) for s in self.specs]
         self.timeout_s, self.on_error = timeout_s, on_error
         self.num_workers = max(1, num_workers)
@@ -245,11 +245,6 @@ class RewardRunner:
             args = (self.refs, self.grader, self.grader_params, self.thinking)
             self._pool = TaskPool(self.num_workers, _warmup, args)
         return self._pool
-
-    def _reset_pool(self) -> None:
-        if self._pool is not None:
-            self._pool.close(kill=True)
-            self._pool = None
 
     def score(self, x: RewardInput) -> ScoredBatch:
         n = len(x)

@@ -22,6 +22,12 @@ from rewards._length import check_choice
 from rewards.math_correct import FALLBACKS, extract_answer
 
 MODES = ("all", "mean")
+SYMPY_PARSE_TIMEOUT_S = 1
+"""Seconds one answer's math-verify parse may take in `sympy_valid` (math-verify's default is 5; its
+`signal.alarm` counts whole seconds, so 1 is the least). A reward plugin scores a whole chunk of samples
+in one task under the reward timeout, so this bounds what a few pathological answers (thousands of nested
+braces) can cost the chunk: chunk size x this (lenrl/reward_runner.py). Ordinary answers parse in
+milliseconds."""
 
 
 def _tag_span(text: str, prompt: str, tag: str) -> tuple[int, int] | None:
@@ -56,12 +62,13 @@ def answer_parsable(text: str, fallback: str, thinking: bool) -> str | None:
 
 
 def sympy_valid(pred: str) -> bool:
-    """True if math-verify parses `\\boxed{pred}` into a SymPy expression (not just a string).
+    """True if math-verify parses `\\boxed{pred}` into a SymPy expression (not just a string) within
+    `SYMPY_PARSE_TIMEOUT_S`; a parse that runs out of time is "not parsable" (False) for this answer only.
     Calls math-verify (signal-based timeout): run on a process's main thread, as RewardRunner does."""
     from math_verify import parse
 
-    try:
-        parsed = parse(f"\\boxed{{{pred}}}")
+    try:  # on a timeout, math-verify logs it and returns [] (raise_on_error=False)
+        parsed = parse(f"\\boxed{{{pred}}}", parsing_timeout=SYMPY_PARSE_TIMEOUT_S)
     except Exception:  # odd LaTeX: not a valid expression
         return False
     return bool(parsed) and not isinstance(parsed[0], str)

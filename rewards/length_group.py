@@ -159,7 +159,7 @@ def surrogate(
         R_l = 1 - 2·((x - p)/(1 - p))²    for p < x <= 1      (0 at x=0, 1 at x=p, -1 at x=1)
         shape="polyline": x/p, then 1 - 2(x - p)/(1 - p)  (the ablation's 2x / 3 - 4x at p = 0.5)
     R_f = 1 iff a final answer is extracted (the math grader's rule, `fallback`, in the answer span of
-    the run's thinking mode x.thinking) and parses to SymPy.
+    the run's thinking mode x.thinking) and parses to SymPy within format.SYMPY_PARSE_TIMEOUT_S (else 0).
         R = w·(R_f + S) + R_l  if R_f = 1,   else min(0, R_l)   (eq. 5: bad format only punishes)
     Paper vs code: the paper uses w = format_weight = 1 and no S; the code (`RewardMathFn_xrh`) uses
     w = 0.5 and S = soft_format = 1[<think>…</think> well-formed] (format_weight=0.5, soft_format=True).

@@ -13,12 +13,16 @@ RewardRunner's workers, before any reward runs; every reward then reads that ver
 3. No box at all: `fallback="last_number"` takes the last number in the span (GSM8K style: `1,234` ->
    `1234`, negatives and decimals allowed); `fallback="none"` makes the completion wrong.
 4. Notation (`canonical`, on both sides, before comparing): degree marks dropped (`30°`, `30\\degree`,
-   `30^\\circ`, `30^{\\circ}` -> `30`), e-notation written out (`1.45e6` -> `1450000`; math-verify
-   would read Euler's e), LaTeX spacing between digits dropped (`5\\,600`, `5{,}600`, `5\\!600` ->
-   `5600`; math-verify reads `5\\,600` as 605), other spacing commands and a trailing `\\ ` made spaces.
-5. Equivalence: an exact match after light normalisation (spaces, `\\left`/`\\right`, `\\dfrac`/`\\tfrac`
-   -> `\\frac`, `$`, trailing `.`) OR math-verify: `verify(parse(gold), parse("\\boxed{pred}"))`, where
-   a gold without a box or `$` is wrapped as `$gold$` (math-verify does not extract bare LaTeX).
+   `30^\\circ`, `30^{\\circ}` -> `30`); e-notation as a power of ten (`1.45e6` -> `1.45\\times10^{6}`,
+   any exponent; math-verify would read Euler's e; `2e`, `e^2` stay e); digit groups joined only where
+   they are thousands groups (1-3 digits, then groups of exactly 3, not followed by `/` or a decimal
+   point: `5\\,600`, `5{,}600`, `5\\!600`, `5 600`, `1{,}000{,}000`; math-verify reads `5\\,600` as 605), and
+   `{,}` before any other group is LaTeX's decimal comma (`3{,}14` -> `3.14`, `0{,}5` -> `0.5`); any other
+   spacing (`12\\,3`, `2\\,1/2`) and a trailing `\\ ` become spaces, never a joined number.
+5. Equivalence: an exact match after light normalisation (spaces, except one between two digits;
+   `\\left`/`\\right`, `\\dfrac`/`\\tfrac` -> `\\frac`, `$`, trailing `.`) OR math-verify:
+   `verify(parse(gold), parse("\\boxed{pred}"))`, where a gold without a box or `$` is wrapped as `$gold$`
+   (math-verify does not extract bare LaTeX).
 
 math-verify keeps its own `signal.alarm` timeouts, so grade on a process's main thread (the RewardRunner
 workers do, each sample under its own timeout). Its timeout warnings quote the whole input (up to tens of
@@ -31,7 +35,6 @@ import functools
 import logging
 import re
 import threading
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import torch
@@ -49,9 +52,15 @@ _NUMBER_RE = re.compile(r"(?:(?<![\w)\]])-)?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?
 # Notation (rule 4). Degrees: only the superscript forms of \circ (a bare \circ is composition).
 _DEGREE_RE = re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ(?![A-Za-z])|\\(?:text)?degree(?![A-Za-z])|°")
 _ENOTATION_RE = re.compile(r"(?<![\w.\\])(\d+(?:\.\d*)?|\.\d+)[eE]([+-]?\d+)(?![\w.])")
-_DIGIT_SPACE_RE = re.compile(r"(?<=\d)(?:\\[,;:!]|\{,\}|\\ )(?=\d)")
+# thin/medium/thick/negative/control space, `{,}` (a comma without its space), a plain space
+_DIGIT_SEP = r"\\[,;:!]|\{,\}|\\ | "
+_DIGIT_SEP_RE = re.compile(_DIGIT_SEP)
+# A whole run of digit groups; `_digit_groups` decides what it means. Not after a digit or a decimal point.
+_DIGIT_RUN_RE = re.compile(rf"(?<![\d.])\d+(?:(?:{_DIGIT_SEP})\d+)+")
 _SPACE_CMD_RE = re.compile(r"(?<!\\)\\[,;: ]")  # thin/medium/thick/control space; not `\\` + space
 _NEG_SPACE_RE = re.compile(r"(?<!\\)\\!")
+_NEG_SPACE_DIGITS_RE = re.compile(r"(?<=\d)\\!(?=\d)")  # left between digits by the group rule: two numbers
+_SPACES_RE = re.compile(r"\s+")
 LOG_CHARS = 200
 
 
@@ -127,24 +136,36 @@ def extract_answer(text: str, *, fallback: str = "none", thinking: bool = False)
     return last_number(span) if fallback == "last_number" else None
 
 
-def _plain_number(m: re.Match[str]) -> str:
-    try:
-        d = Decimal(f"{m.group(1)}e{m.group(2)}")
-    except InvalidOperation:
-        return m.group(0)
-    if abs(d.adjusted()) > 100:  # 1e400 written out would be 400 digits: leave it to math-verify
-        return m.group(0)
-    out = format(d, "f")
-    return out.rstrip("0").rstrip(".") if "." in out else out
+def _times_ten(m: re.Match[str]) -> str:
+    """`<m>e<k>` -> `<m>\\times10^{<k>}`: math-verify reads the power exactly, whatever the exponent."""
+    mantissa = m.group(1).rstrip(".")
+    mantissa = f"0{mantissa}" if mantissa.startswith(".") else mantissa
+    return f"{mantissa}\\times10^{{{int(m.group(2))}}}"
+
+
+def _digit_groups(m: re.Match[str]) -> str:
+    """A run of digits split by LaTeX spacing or `{,}` (rule 4): thousands groups joined; a lone `{,}` before
+    any other group is the decimal comma; anything else left for the spacing rule (spaces, not digits)."""
+    run = m.group(0)
+    after = m.string[m.end() : m.end() + 2]
+    if after.startswith("/") or re.match(r"\.\d", after):  # `1\,000/3`, `1\,000.5`: not a plain integer
+        return run
+    groups = _DIGIT_SEP_RE.split(run)
+    if len(groups[0]) <= 3 and all(len(g) == 3 for g in groups[1:]):
+        return "".join(groups)
+    if _DIGIT_SEP_RE.findall(run) == ["{,}"]:
+        return f"{groups[0]}.{groups[1]}"
+    return run
 
 
 def canonical(s: str) -> str:
     """Rule 4: the answer's notation made plain (degrees, e-notation, LaTeX spacing), both sides."""
     s = _DEGREE_RE.sub("", s)
-    s = _DIGIT_SPACE_RE.sub("", s)
+    s = _DIGIT_RUN_RE.sub(_digit_groups, s)
+    s = _NEG_SPACE_DIGITS_RE.sub(" ", s)
     s = _NEG_SPACE_RE.sub("", s)
     s = _SPACE_CMD_RE.sub(" ", s)
-    s = _ENOTATION_RE.sub(_plain_number, s).strip()
+    s = _ENOTATION_RE.sub(_times_ten, s).strip()
     if s.endswith("\\") and not s.endswith("\\\\"):  # `12\ ` once its space was stripped: a lone `\`
         s = s[:-1].rstrip()
     return s
@@ -155,8 +176,14 @@ def normalize(s: str) -> str:
     s = canonical(s)
     s = s.replace("\\left", "").replace("\\right", "")
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
-    s = re.sub(r"\s+", "", s).replace("$", "")
+    s = _SPACES_RE.sub(_space_or_nothing, s).replace("$", "")
     return s.rstrip(".")
+
+
+def _space_or_nothing(m: re.Match[str]) -> str:
+    """Spaces go, except one between two digits: `12\\,3` (-> `12 3`) is not the number 123."""
+    before, after = m.string[m.start() - 1 : m.start()], m.string[m.end() : m.end() + 1]
+    return " " if before.isdigit() and after.isdigit() else ""
 
 
 @functools.lru_cache(maxsize=4096)

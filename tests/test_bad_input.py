@@ -99,6 +99,7 @@ ROWS = [
     (["eval", "--grader", "nope"], "--grader: unknown grader 'nope'"),
     (["eval", "--grader", "{tmp}/raises.py:g"], "--grader: cannot load grader"),
     (["eval", "--fallback", "last_numbr"], "--grader: math: unknown fallback 'last_numbr'"),
+    (["eval", "--think-prefix", "<think>\n"], "--think-prefix '<think>\\n' opens <think> but the thinking mode is off"),
 ]
 
 

@@ -307,5 +307,51 @@ def test_bad_grader_fails_at_construction():
         RewardRunner([RewardSpec("math_correct")], grader=FnSpec("nope"))
     with pytest.raises(LenrlError, match=r"grader 'math'.*no parameter 'fallbak'"):
         RewardRunner([RewardSpec("math_correct")], grader=FnSpec("math", {"fallbak": "none"}))
-    with pytest.raises(LenrlError, match=r"grader 'math'.*unknown fallback 'last_numbr'"):
+    with pytest.raises(LenrlError, match=r"^config grader: math: unknown fallback 'last_numbr'"):
         RewardRunner([RewardSpec("math_correct")], grader=FnSpec("math", {"fallback": "last_numbr"}))
+
+
+def test_one_grader_check_at_config_load_and_at_construction(tmp_path):
+    """A custom grader that raises anything (here a TypeError) is refused in one line naming the config key
+    and the exception, the same line at config load and at RewardRunner construction (before: a traceback
+    at load, and a different probe, `fn("", "")`, which this grader passed, at construction)."""
+    from lenrl.config import FnSpec, RewardSpec
+    from lenrl.config_checks import load_checked_config
+
+    plugin = tmp_path / "graders.py"
+    plugin.write_text(
+        "def typo(completion, answer, *, thinking, fallback='none'):\n"
+        "    return completion.strip() == answer if not completion else completion + 1\n"
+    )
+    ref = f"{plugin}:typo"
+    line = r"^config grader: TypeError: can only concatenate str \(not \"int\"\) to str$"
+    with pytest.raises(LenrlError, match=line):
+        load_checked_config("grpo", None, [f"grader.name={ref}"])
+    with pytest.raises(LenrlError, match=line):
+        RewardRunner([RewardSpec("math_correct")], grader=FnSpec(ref))
+
+
+def test_pathological_answers_cost_a_reward_chunk_one_short_parse_each():
+    """format(sympy=True) parses every answer of its chunk with math-verify inside ONE task. Three answers of
+    thousands of nested braces took math-verify's default 5 s each (15 s > the 10 s timeout: the step
+    stopped); now each parse stops after SYMPY_PARSE_TIMEOUT_S, those samples score unparsable, the
+    others normally, and nothing is counted as a failure."""
+    from lenrl.config import RewardSpec
+    from rewards.format import SYMPY_PARSE_TIMEOUT_S
+
+    nested = "{" * 3000 + "1" + "}" * 3000
+    comps = ["\\boxed{\\frac{1}{2}}", f"\\boxed{{{nested}}}", "\\boxed{x+1}", f"\\boxed{{{nested}}}", "no box"]
+    comps += [f"\\boxed{{{nested}}}", "\\boxed{3}"]
+    golds = [nested if nested in c else "7" for c in comps]  # graded by the exact-match shortcut: no slow grading
+    x = make_input([0, 0, 1, 1, 2, 2, 3], completions=comps, answers=golds)
+    spec = RewardSpec("format", params={"tags": [], "sympy": True})
+    with RewardRunner([spec], num_workers=1, timeout_s=10.0) as r:
+        r.score(make_input([0], completions=["\\boxed{2}"]))  # workers started and warm (not timed)
+        t0 = time.monotonic()
+        out = r.score(x)
+        elapsed = time.monotonic() - t0
+    assert out.correct_B.tolist() == [False, True, False, True, False, True, False]
+    assert out.metrics["reward/errors"] == 0.0 and out.metrics["reward/timeouts"] == 0.0
+    assert_close(out.score_B, torch.tensor([1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]))
+    assert out.metrics["reward/format/answer"] == pytest.approx(6 / 7)  # unparsable, but an answer was given
+    assert elapsed < 3 * SYMPY_PARSE_TIMEOUT_S + 6, elapsed

@@ -26,6 +26,7 @@ from lenrl.errors import LenrlError
 from lenrl.eval import metrics, plots
 from lenrl.eval.plots import budget_points, number
 from lenrl.files import atomic_write
+from lenrl.testbed.metrics import testbed_markdown
 
 DASH = "–"  # missing or NaN value
 DIR_KEY = "_dir"  # added by load_results: the benchmark subdirectory (where samples.jsonl lies)
@@ -177,6 +178,7 @@ def write_report(out_dir: str | os.PathLike) -> Path:
 def _report_markdown(summaries: list[dict], slugs: dict[str, str], drawn: set[str]) -> str:
     lines = _header_lines(summaries) + ["", "## Results", ""] + _main_table(summaries)
     lines += ["", _COLUMNS_NOTE]
+    lines += testbed_markdown(summaries)  # accuracy and length / L* by difficulty (testbed benchmarks only)
     baselines = sorted({str(b) for s in summaries if (b := _get(s, "aes", "baseline")) is not None})
     if baselines:
         lines += ["", f"AES is measured against the baseline {', '.join(f'`{b}`' for b in baselines)}."]

@@ -51,15 +51,15 @@ class EvalSettings:
     """caps for the accuracy-vs-budget curve: strictly increasing, at most max_tokens"""
     force_tokens: int = 32
     force_text: str | None = None
-    """appended to the prefix to force an answer; None: close </think> when thinking is on (`thinking`, or a
-    `<think>` think_prefix), then ask"""
+    """appended to the prefix to force an answer; None: close </think> when `thinking`, then ask"""
     instruction: str = DataConfig().instruction
     system_prompt: str | None = None
     think_prefix: str = ""
-    """pre-filled at the start of the response (DeepSeek-R1 style "<think>\\n"); counts as prompt"""
+    """text pre-filled at the start of the response (DeepSeek-R1 style "<think>\\n"), counted as prompt.
+    Only text: it does not set the thinking mode, and a prefix that opens `<think>` needs `thinking`"""
     thinking: bool = False
-    """the model's thinking mode (`model.thinking` in training): a response without `</think>` has no
-    answer (graded wrong, DLER's reward); off, the whole text is graded"""
+    """THE thinking mode (`model.thinking` in training, `--thinking`): a response without `</think>` has no
+    answer (graded wrong, DLER's reward) and budget forcing closes `</think>`; off, the whole text is graded"""
     max_prompt_tokens: int = 1024
     chunk: int = 32
     """questions per generation call; also the unit of resume"""
@@ -79,12 +79,16 @@ class EvalSettings:
             raise LenrlError(f"--budgets must be strictly increasing positive integers, got {b}")
         if b and b[-1] > self.max_tokens:
             raise LenrlError(f"--budgets: the largest budget {b[-1]} exceeds --max-tokens {self.max_tokens}")
+        if "<think>" in self.think_prefix and not self.thinking:  # one switch: grading and forcing would disagree
+            raise LenrlError(
+                f"--think-prefix {self.think_prefix!r} opens <think> but the thinking mode is off: add --thinking"
+            )
 
     @property
     def forcing(self) -> str:
         if self.force_text is not None:
             return self.force_text
-        return THINK_FORCE if self.thinking or "<think>" in self.think_prefix else PLAIN_FORCE
+        return THINK_FORCE if self.thinking else PLAIN_FORCE
 
     def record(self) -> dict[str, Any]:
         """The settings as stored beside the samples (resume must match them)."""

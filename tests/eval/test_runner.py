@@ -132,11 +132,16 @@ def test_resume_with_other_settings_is_refused(tmp_path):
         other.run(_prompts(2), tmp_path / "b", meta={})
 
 
-def test_force_text_closes_thinking_when_the_response_is_prefilled_with_think():
-    assert EvalSettings(think_prefix="<think>\n").forcing == THINK_FORCE
-    assert EvalSettings().forcing == PLAIN_FORCE and EvalSettings(force_text="X").forcing == "X"
+def test_thinking_is_the_one_switch_and_think_prefix_is_only_text():
+    """`thinking` decides both grading and forcing; `think_prefix` is text added to the prompt. Before, a
+    `<think>` prefix alone made forcing close </think> while grading read the whole text."""
     assert EvalSettings(thinking=True).forcing == THINK_FORCE  # the thinking mode alone closes </think>
+    assert EvalSettings(thinking=True, think_prefix="<think>\n").forcing == THINK_FORCE
+    assert EvalSettings(think_prefix="Let me see.").forcing == PLAIN_FORCE  # a prefix is not a mode
+    assert EvalSettings().forcing == PLAIN_FORCE and EvalSettings(force_text="X").forcing == "X"
     assert EvalSettings(thinking=True).record()["thinking"] is True  # part of the protocol (resume compares it)
+    with pytest.raises(LenrlError, match=r"^--think-prefix '<think>\\n' opens <think> but the thinking mode is off"):
+        EvalSettings(think_prefix="<think>\n")
 
 
 def test_grader_and_settings_must_agree_on_the_thinking_mode():

@@ -319,6 +319,34 @@ def test_cases(name, params, samples, budget, expected):
         assert part.shape == (len(samples),)
 
 
+def test_sympy_check_gives_up_on_one_answer_after_its_parse_limit():
+    """`surrogate` and `format(sympy=True)` parse each answer with math-verify inside one chunk task: a
+    pathological answer (thousands of nested braces) costs SYMPY_PARSE_TIMEOUT_S, not math-verify's 5 s
+    default, and only that sample loses its format score."""
+    import gc
+    import time
+
+    from rewards.format import SYMPY_PARSE_TIMEOUT_S
+
+    nested = "\\boxed{" + "{" * 3000 + "1" + "}" * 3000 + "}"
+    x = make_input([s(1, 500), s(1, 500, text=nested), s(1, 500)], 5000)
+    REWARDS.get("surrogate")(make_input([s(1, 500)]), max_len=1000)  # math-verify imported (not timed)
+    # hypothesis (the property tests in this process) adds a gc callback: a SIGALRM timeout raised inside it
+    # is swallowed ("Exception ignored") and the parse runs on. Reward workers have no such callback.
+    callbacks = list(gc.callbacks)
+    gc.callbacks.clear()
+    try:
+        t0 = time.monotonic()
+        out = REWARDS.get("surrogate")(x, max_len=1000)
+        assert time.monotonic() - t0 < SYMPY_PARSE_TIMEOUT_S + 1.5
+        fmt = REWARDS.get("format")(x, tags=[], sympy=True)
+    finally:
+        gc.callbacks.extend(callbacks)
+    assert out.parts["format"].tolist() == [1.0, 0.0, 1.0]
+    assert out.score_B.tolist() == pytest.approx([2.0, 0.0, 2.0])  # unparsable: min(0, R_l) = 0 at x = p
+    assert fmt.parts["answer"].tolist() == [1.0, 1.0, 1.0] and fmt.score_B.tolist() == [1.0, 0.0, 1.0]
+
+
 def test_truncation_composes_with_math_correct():
     """math_correct + truncation (equal weights) == DLER's c·(s if truncated else 1)."""
     x = make_input([s(1, 10), s(1, 100, trunc=True), s(0, 100, trunc=True), s(0, 10)], budget=100)

@@ -136,6 +136,14 @@ NOTATION = [
     ("1.5e-3", "0.0015", True),
     ("1.45e6", "1.45", False),
     ("2e", "2e", True),  # Euler's e stays e
+    ("2e", "2", False),
+    ("e^2", "e^2", True),
+    ("e", "e", True),
+    # e-notation is a power of ten, whatever the exponent (there was a cut-off at 10^100)
+    ("6.02e23", "6.02\\times10^{23}", True),
+    ("3.2e-5", "0.000032", True),
+    ("1e101", "10^{101}", True),
+    ("1e101", "e", False),
     ("5\\,600", "5600", True),
     ("5600", "5\\,600", True),
     ("5{,}600", "5600", True),
@@ -143,6 +151,17 @@ NOTATION = [
     ("5\\;600", "5600", True),
     ("1\\,000\\,000", "1000000", True),
     ("605", "5\\,600", False),
+    # digit groups: only thousands groups are joined; `{,}` before another group is the decimal comma
+    ("1{,}000", "1000", True),
+    ("1{,}000{,}000", "1000000", True),
+    ("5 600", "5600", True),
+    ("3{,}14", "3.14", True),
+    ("3{,}14", "314", False),
+    ("0{,}5", "0.5", True),
+    ("0{,}5", "05", False),
+    ("2\\,1/2", "21/2", False),
+    ("12\\,3", "123", False),
+    ("12\\!3", "123", False),
     ("12\\ ", "12", True),
     ("12\\ ", "13", False),
 ]
@@ -156,8 +175,15 @@ def test_notation_table(pred, gold, expected):
 
 def test_canonical_values():
     assert canonical("30^{\\circ}") == "30"
-    assert canonical("1.45e6") == "1450000"
-    assert canonical("1.5e-3") == "0.0015"
+    assert canonical("1.45e6") == "1.45\\times10^{6}"
+    assert canonical("1.5e-3") == "1.5\\times10^{-3}"
+    assert canonical("1e101") == "1\\times10^{101}"
+    assert canonical(".5E+03") == "0.5\\times10^{3}"
+    assert [canonical(s) for s in ("e^2", "2e", "e", "x2e3")] == ["e^2", "2e", "e", "x2e3"]
+    assert canonical("3{,}14") == "3.14" and canonical("0{,}5") == "0.5"
+    assert canonical("1{,}000{,}000") == "1000000" and canonical("5\\;600") == "5600"
+    assert canonical("2\\,1/2") == "2 1/2" and canonical("12\\,3") == "12 3"  # not thousands groups
+    assert canonical("1\\,000.5") == "1 000.5" and canonical("1\\,000/3") == "1 000/3"
     assert canonical("5\\,600") == "5600"
     assert canonical("12\\ ") == "12"
     assert canonical("x\\,dx") == "x dx"  # spacing outside numbers stays a space
