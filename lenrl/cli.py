@@ -1,4 +1,4 @@
-"""`lenrl` console command: `lenrl train`, `lenrl eval`, `lenrl compare`, `lenrl algos`."""
+"""`lenrl` console command: `lenrl train`, `lenrl eval`, `lenrl compare`, `lenrl algos`, `lenrl testbed`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ def main(argv: list[str] | None = None) -> int:
             "usage: lenrl train [--algo NAME] [--config FILE] [key.sub=value ...]\n"
             "       lenrl eval --model PATH --benchmarks math500,gsm8k [--budgets 64,128] [...] (lenrl eval -h)\n"
             "       lenrl compare DIR [DIR ...] --out DEST\n"
-            "       lenrl algos"
+            "       lenrl algos\n"
+            "       lenrl testbed build [NAME] [key=value ...]   (the length-control testbed reasoner)\n"
+            "       lenrl testbed compare [NAME] [--out DIR] [...] (lenrl testbed compare -h)"
         )
         return 0
     cmd, rest = argv[0], argv[1:]
@@ -33,7 +35,23 @@ def main(argv: list[str] | None = None) -> int:
 
         print(markdown(), end="")
         return 0
-    print(f"lenrl: error: unknown command {cmd!r}; available: train, eval, compare, algos", file=sys.stderr)
+    if cmd == "testbed":
+        return testbed(rest)
+    print(f"lenrl: error: unknown command {cmd!r}; available: train, eval, compare, algos, testbed", file=sys.stderr)
+    return 2
+
+
+def testbed(argv: list[str]) -> int:
+    sub, rest = (argv[0], argv[1:]) if argv else ("", [])
+    if sub == "build":
+        from lenrl.testbed.build import build_main
+
+        return build_main(rest)
+    if sub == "compare":
+        from lenrl.testbed.compare import compare_main
+
+        return compare_main(rest)
+    print(f"lenrl: error: lenrl testbed needs build or compare, got {sub!r}", file=sys.stderr)
     return 2
 
 

@@ -169,6 +169,11 @@ def _check_model(name: str) -> None:
     path = Path(name).expanduser()
     if name == EMBEDDED:
         return
+    if name.startswith("testbed:"):  # built (or taken from the cache) when the run starts
+        from lenrl.testbed.recipe import parse_spec
+
+        parse_spec(name)  # an unknown testbed or setting is a one-line error here
+        return
     if path.exists():
         if not (path / "config.json").is_file():
             raise LenrlError(f"--model {name}: holds no model (no config.json)")

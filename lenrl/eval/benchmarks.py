@@ -1,5 +1,5 @@
-"""Evaluation benchmarks by name (algorithms.md §11.1), loaded from their usual Hugging Face dataset ids or
-from a local file, as `Problem` records.
+"""Evaluation benchmarks by name (docs/algorithms.md §11.1), loaded from their usual Hugging Face dataset ids or
+from a local file, as `Problem` records; `testbed:NAME` is the held-out split of a testbed task.
 
 `--data NAME=PATH` points a benchmark at a local JSONL/Parquet copy; a name that is not built in is
 accepted only with a file (any JSONL with `problem`/`answer` columns, or the fields given), so a typo in a
@@ -27,6 +27,10 @@ class Benchmark:
     reward_params: dict[str, Any] = field(default_factory=dict)
     """math_correct parameters: GSM8K falls back to the last number (§11.2), the others need a box"""
 
+
+TESTBED = "testbed:"
+"""`testbed:NAME[:key=value...]`: the held-out split of a testbed task (lenrl/testbed/data.py), graded on
+its boxed integer like MATH-500"""
 
 BENCHMARKS = {
     b.name: b
@@ -58,6 +62,11 @@ def parse_data_args(items: list[str], benchmarks: list[str]) -> dict[str, str]:
 
 def check_benchmark_names(names: list[str], data: dict[str, str]) -> None:
     for name in names:
+        if name.startswith(TESTBED) and name not in data:
+            from lenrl.testbed.recipe import parse_spec
+
+            parse_spec(name)  # an unknown testbed or setting fails here, before Ray starts
+            continue
         if name not in BENCHMARKS and name not in data:
             raise LenrlError(
                 f"unknown benchmark {name!r}; built in: {', '.join(BENCHMARKS)} (or give a file: --data {name}=PATH)"
@@ -69,6 +78,10 @@ def load_benchmark(name: str, path: str | None = None, *, limit: int | None = No
     offline copies and most JSONL exports), else from its Hugging Face id."""
     if path is not None:
         return load_problems(path, question_field="problem", answer_field="answer", limit=limit)
+    if name.startswith(TESTBED):
+        from lenrl.testbed.data import held_out
+
+        return held_out(name, limit)
     b = BENCHMARKS.get(name)
     if b is None or b.hf_id is None:
         raise LenrlError(f"benchmark {name!r} has no built-in source; give --data {name}=PATH")

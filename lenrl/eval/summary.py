@@ -16,6 +16,7 @@ import numpy as np
 
 from lenrl.eval import metrics as M
 from lenrl.eval.samples import SampleRecord
+from lenrl.testbed.metrics import testbed_summary
 
 SHORTEST_FRACTIONS = (0.05, 0.10, 0.20)
 
@@ -63,6 +64,9 @@ def summarize(
     }
     if aes_base is not None:
         out["aes"] = _aes(acc, float(len_B.mean()), aes_base)
+    testbed = testbed_summary(questions)  # accuracy and length / L* by difficulty; None off the testbed
+    if testbed is not None:
+        out["testbed"] = testbed
     return out
 
 

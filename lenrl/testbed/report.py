@@ -1,0 +1,135 @@
+"""The comparison's outputs: `results.md` (one row per method) and the plots `pareto.png` (held-out
+accuracy against mean length, one point per method, the start model marked) and `curves.png` (each
+method's training-batch mean length and accuracy per step, from its metrics.jsonl).
+
+Every number is read from the evaluation summaries (lenrl/eval/summary.py, with its `testbed` section from
+lenrl/testbed/metrics.py) and the training runs; nothing is recomputed here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from lenrl.eval.plots import compare_accuracy_vs_length_png
+from lenrl.eval.report import load_results
+from lenrl.files import atomic_write
+
+
+def _num(v: Any, spec: str = ".3f") -> str:
+    return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+
+
+def _row(label: str, s: dict, base: dict | None, train: dict | None, note: str) -> list[str]:
+    tb = s.get("testbed") or {}
+    length = s["length"]["all"]
+    mean = length["mean"]
+    change = "—" if base is None else f"{100 * (mean / base['length']['all']['mean'] - 1):+.0f}%"
+    by_d = tb.get("by_difficulty", {})
+    per_d = " ".join(f"{d}:{v['accuracy']:.2f}/{v['mean_length']:.0f}" for d, v in sorted(by_d.items()))
+    aes = (s.get("aes") or {}).get("value")
+    wall = "—" if not train else f"{train['train_seconds'] / 60:.1f}"
+    return [
+        label,
+        _num(s["accuracy"]["avg@k"]),
+        _num(mean, ".1f"),
+        _num(length["p90"], ".0f"),
+        change,
+        _num(tb.get("excess_length"), ".2f"),
+        _num(s.get("truncation_rate"), ".3f"),
+        per_d or "—",
+        _num(aes, ".3f"),
+        wall,
+        note,
+    ]
+
+
+HEADER = [
+    "method",
+    "avg@k acc",
+    "mean len",
+    "p90 len",
+    "len vs start",
+    "len / L*",
+    "trunc.",
+    "acc/len by steps",
+    "AES vs start",
+    "train min",
+    "note",
+]
+
+
+def write_results(out: Path, labels: list[str], methods: dict) -> Path:
+    """Write results.md, pareto.png and curves.png for the methods of `labels` evaluated so far."""
+    summaries = {}
+    for label in labels:
+        d = out / "evals" / label
+        if d.is_dir() and list(d.glob("*/summary.json")):
+            summaries[label] = load_results(d)[0]
+    base = summaries.get("start")
+    rows = []
+    for label, s in summaries.items():
+        info = out / "runs" / label / "compare.json"
+        train = json.loads(info.read_text()) if info.exists() else None
+        m = methods.get(label)
+        note = "starting model" if label == "start" else (m.note if m else "")
+        rows.append(_row(label, s, None if label == "start" else base, train, note))
+    first = next(iter(summaries.values()), {})
+    settings = first.get("settings", {})
+    lines = [
+        "# Length-control methods on the testbed",
+        "",
+        f"Held-out problems: {first.get('num_questions')} of {first.get('benchmark')}, "
+        f"{settings.get('n')} samples each at temperature {settings.get('temperature')}, "
+        f"cap {settings.get('max_tokens')} tokens. avg@k: mean accuracy over the samples; "
+        "len: generated tokens (EOS included); L*: the minimal trace's length; acc/len by steps: "
+        "difficulty:accuracy/mean length.",
+        "",
+        "| " + " | ".join(HEADER) + " |",
+        "|" + "---|" * len(HEADER),
+        *("| " + " | ".join(r) + " |" for r in rows),
+        "",
+        "![accuracy against mean length](pareto.png)",
+        "",
+        "![training curves](curves.png)",
+        "",
+    ]
+    points = [
+        (i, label, s["length"]["all"]["mean"], s["accuracy"]["avg@k"]) for i, (label, s) in enumerate(summaries.items())
+    ]
+    if points:
+        atomic_write(out / "pareto.png", compare_accuracy_vs_length_png("held-out accuracy vs mean length", points))
+    curves = _curves_png(out, [label for label in summaries if label != "start"])
+    if curves:
+        atomic_write(out / "curves.png", curves)
+    path = out / "results.md"
+    atomic_write(path, "\n".join(lines))
+    return path
+
+
+def _curves_png(out: Path, labels: list[str]) -> bytes | None:
+    from lenrl.eval.plots import _png, _pyplot
+
+    series = {}
+    for label in labels:
+        f = out / "runs" / label / "metrics.jsonl"
+        if f.exists():
+            rows = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+            series[label] = [(r["step"], r.get("len/mean"), r.get("reward/accuracy")) for r in rows]
+    if not series:
+        return None
+    plt = _pyplot()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    for i, (label, pts) in enumerate(series.items()):
+        steps = [p[0] for p in pts]
+        ax1.plot(steps, [p[1] for p in pts], color=f"C{i % 10}", label=label)
+        ax2.plot(steps, [p[2] for p in pts], color=f"C{i % 10}", label=label)
+    for ax, name in ((ax1, "training mean length (tokens)"), (ax2, "training accuracy")):
+        ax.set_xlabel("step")
+        ax.set_title(name, fontsize=10)
+        ax.grid(True, alpha=0.3)
+    ax2.legend(fontsize=7)
+    fig.tight_layout()
+    return _png(fig)
