@@ -64,11 +64,12 @@ class RewardSpec:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    name: str = "embedded:smollm2-135m"
-    """`embedded:smollm2-135m`, a local HF directory, or a Hugging Face model id"""
+    name: str = "testbed:default"
+    """`testbed:NAME[:key=value...]` (the overthinking testbed reasoner, built and cached on first use),
+    `embedded:smollm2-135m`, a local HF directory, or a Hugging Face model id"""
     dtype: str = "auto"
     """float32 | bfloat16 | float16 | auto (float32 on CPU, bfloat16 on CUDA)"""
-    thinking: bool = False
+    thinking: bool = True
     """the response opens inside a thinking span closed by `</think>` (R1-style templates): a response
     without `</think>` has no answer; False grades the whole text"""
 
@@ -79,15 +80,17 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    source: str = "arith"
-    """`arith` (built-in generated task), a .jsonl/.parquet path, or a Hugging Face dataset id"""
+    source: str = "testbed:default"
+    """`testbed:NAME` (the testbed task's training split), `arith` (built-in word problems), a
+    .jsonl/.parquet path, or a Hugging Face dataset id"""
     split: str = "train"
     question_field: str = "problem"
     answer_field: str = "answer"
     limit: int | None = None
     """use at most this many problems (None: all; `arith` generates 10000)"""
     difficulty: int = 0
-    """difficulty of the built-in `arith` task (0 = one addition after a worked, boxed example)"""
+    """`arith`: 0 = one addition after a worked, boxed example, d = d steps; `testbed:`: 0 = every chain
+    length of the recipe, d = chains of exactly d steps"""
     instruction: str = "Think step by step and put the final answer in \\boxed{}."
     system_prompt: str | None = None
     target_len: list[int] | None = None
@@ -110,13 +113,13 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class RolloutConfig:
-    n: int = 4
+    n: int = 8
     """samples per prompt (the group size G)"""
-    max_tokens: int = 128
+    max_tokens: int = 320
     """response budget: per-request max_tokens passed to the engine"""
     temperature: float = 1.0
     top_p: float = 1.0
-    max_model_len: int = 512
+    max_model_len: int = 640
     """engine context length; must hold data.max_prompt_tokens + rollout.max_tokens"""
     gpu_memory_utilization: float = 0.5
     cpu_kv_cache_gib: int = 1
@@ -164,14 +167,14 @@ class AlgoConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 4
-    prompts_per_step: int = 4
+    steps: int = 20
+    prompts_per_step: int = 16
     mini_batches: int = 1
     """optimizer steps per rollout batch (1 = on-policy)"""
     epochs: int = 1
-    micro_batch_size: int = 8
+    micro_batch_size: int = 64
     """sequences per forward/backward pass"""
-    lr: float = 1e-6
+    lr: float = 1e-4
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     seed: int = 0

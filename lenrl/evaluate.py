@@ -51,6 +51,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a("--force-text", default=None, help="text appended at the budget to force an answer")
     a("--think-prefix", default="", help='text pre-filling the response, e.g. "<think>\\n" (needs --thinking)')
     a("--instruction", default=None, help="appended to each question (default: the training instruction)")
+    a(
+        "--target-len",
+        default=None,
+        help="LOW,HIGH: each question gets a target length N ~ U{LOW..HIGH} (seeded), written into the prompt "
+        "through the --instruction's {target_len} (L1: 'Think for {target_len} tokens.'); reports length-control error",
+    )
     a("--system-prompt", default=None)
     a("--max-prompt-tokens", type=int, default=1024)
     a("--reward", default="math_correct", help="scoring reward: built-in name, module:fn or file.py:fn")
@@ -77,7 +83,9 @@ def settings_from(args: argparse.Namespace):  # -> EvalSettings
         budgets = tuple(int(x) for x in args.budgets.split(",") if x.strip())
     except ValueError:
         raise LenrlError(f"--budgets must be a comma list of integers, got {args.budgets!r}") from None
-    kw = {} if args.instruction is None else {"instruction": args.instruction}
+    kw: dict[str, Any] = {} if args.instruction is None else {"instruction": args.instruction}
+    if args.target_len is not None:
+        kw["target_len"] = parse_target_len(args.target_len)
     return EvalSettings(
         n=args.n,
         temperature=args.temperature,
@@ -95,6 +103,32 @@ def settings_from(args: argparse.Namespace):  # -> EvalSettings
         extra={"reward": args.reward, "grader": args.grader, "fallback": args.fallback},
         **kw,
     )
+
+
+def parse_target_len(text: str) -> tuple[int, int]:
+    """`--target-len LOW,HIGH` -> (LOW, HIGH); EvalSettings checks 0 < LOW <= HIGH and the instruction."""
+    parts = [x.strip() for x in text.split(",")]
+    try:
+        low, high = (int(x) for x in parts)
+    except ValueError:
+        raise LenrlError(f"--target-len must be LOW,HIGH (two integers), got {text!r}") from None
+    return low, high
+
+
+def with_targets(problems: list, settings) -> list:  # list[Problem] -> list[Problem]
+    """The problems with L1 target lengths when `--target-len` asks for them: the sampler of training's
+    `data.target_len` (`assign_target_lengths`, seeded by --seed; a row's own `target_len` column wins)."""
+    if settings.target_len is None:
+        missing = [p.id for p in problems if "target_len" not in p.meta] if settings.uses_targets else []
+        if missing:
+            raise LenrlError(
+                f"--instruction uses {{target_len}} but problem {missing[0]} has none: give --target-len LOW,HIGH"
+            )
+        return problems
+    from lenrl.data.loaders import assign_target_lengths
+
+    low, high = settings.target_len
+    return assign_target_lengths(problems, low, high, seed=settings.seed)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -115,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out or f"evals/eval-{time.strftime('%Y%m%d-%H%M%S')}")
     dirs = [out if len(models) == 1 else out / label for label in labels]
     check_before_ray(args, models, names, dirs, settings)
-    problems = {b: load_benchmark(b, data.get(b), limit=args.limit) for b in names}  # bad data fails before Ray
+    # bad data fails before Ray
+    problems = {b: with_targets(load_benchmark(b, data.get(b), limit=args.limit), settings) for b in names}
     baseline = _baseline(args.baseline) if args.baseline else None
 
     from lenrl.train import init_ray

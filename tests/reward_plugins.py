@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import time
+import zlib
 from collections import Counter
 
 import torch
@@ -53,14 +54,15 @@ def even_tokens(x: RewardInput) -> RewardOutput:
 
 def even_majority(x: RewardInput) -> RewardOutput:
     """Stands in for a correctness reward on a random tiny model: the fraction of even token ids (pair it
-    with the `even_majority_grader`, which gives the groups a spread of outcomes)."""
+    with a stand-in grader such as `parity_grader`, which gives the groups a spread of outcomes)."""
     return even_tokens(x)
 
 
-def even_majority_grader(completion: str, answer: str, *, thinking: bool) -> bool:
-    """Stands in for a verifier on a random tiny model: "correct" when most characters of the completion
-    have even code points, so groups have a spread of outcomes and the group filters see informative groups."""
-    return sum(ord(ch) % 2 == 0 for ch in completion) * 2 > len(completion)
+def parity_grader(completion: str, answer: str, *, thinking: bool) -> bool:
+    """Stands in for a verifier on a random tiny model: "correct" when the CRC-32 of the completion is even,
+    a fair coin per distinct completion, so a group of 4 is all-same with probability 1/8 only (whatever
+    the model's character statistics, which can make `even_majority_grader` agree on a whole batch)."""
+    return zlib.crc32(completion.encode("utf-8", "surrogatepass")) % 2 == 0
 
 
 def counting_grader(completion: str, answer: str, *, thinking: bool, log_path: str = "") -> bool:

@@ -74,7 +74,7 @@ ROWS = [
     (["train", "--algo", "dapo", "rewards.1.params.length_on=thnk"], "config rewards[1]: overlong: length_on"),
     (["train", "--config", "{tmp}/dup.yaml"], "dup.yaml:3: duplicate key 'steps'"),
     # -- training: a traceback before
-    (["train", "train.steps.value=3"], "override 'train.steps.value': train.steps is a value (4)"),
+    (["train", "train.steps.value=3"], "override 'train.steps.value': train.steps is a value (20)"),
     (["train", "algo.loss.params.clip_low=abc"], "parameter 'clip_low' expects float, got 'abc' (str)"),
     (["train", "--config", "{tmp}"], "is not a file"),
     (["train", "--config", "{tmp}/latin1.yaml"], "latin1.yaml:2: not valid UTF-8 (byte 0xe9)"),

@@ -126,7 +126,7 @@ def test_loader_reads_yaml_1_2_floats_in_registry_params():
         # group-relative methods need groups of two or more
         ("rollout.n=1", "config rollout.n: the advantage 'grpo' at algo.advantage compares the responses"),
         # an override that walks into a scalar
-        ("train.steps.value=3", "override 'train.steps.value': train.steps is a value (4), not a section"),
+        ("train.steps.value=3", "override 'train.steps.value': train.steps is a value (20), not a section"),
         ("rewards.0.params={a: 1, a: 2}", "override 'rewards.0.params': duplicate key 'a'"),
         ("algo.loss.name=nope", "unknown policy loss or group loss 'nope' at algo.loss; available: drpo, ppo_clip"),
         ("algo.aggregation.params.num_tokens=3", "has no parameter 'num_tokens'"),
@@ -156,7 +156,7 @@ def test_bad_values_fail_at_load(override, message):
     "algo, override, message",
     [  # reward parameter VALUES, probed on a toy group at load
         ("dapo", "rewards.1.params.length_on=thnk", "config rewards[1]: overlong: length_on must be one of"),
-        ("dapo", "rewards.1.params.buffer=200", "config rewards[1]: overlong: buffer (200) exceeds"),
+        ("dapo", "rewards.1.params.buffer=400", "config rewards[1]: overlong: buffer (400) exceeds"),
         ("l1", "rewards.1.params.alpha=-1", "config rewards[1]: l1_exact: alpha must be >= 0"),
         ("da_dler", "rewards.2.params.thresholds=[2]", "config rewards[2]: difficulty_truncation"),
         ("grpo_lambda", "rewards.1.groups.params.fraction=2", "config rewards[1].groups: top_fraction"),

@@ -114,7 +114,7 @@ def test_every_preset_runs_two_steps(algo, tiny_model_dir, tmp_path):
             "output.name=run",
             "rewards.0.name=" + PLUGIN,
             "rewards.0.params={}",
-            f"grader.name={PLUGIN}_grader",  # a random model is never right: give the filters a spread
+            f"grader.name={REPO}/tests/reward_plugins.py:parity_grader",  # a random model is never right
             "grader.params={}",
             *PRESET_OVERRIDES.get(algo, []),
         ]

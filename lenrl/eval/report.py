@@ -179,6 +179,7 @@ def _report_markdown(summaries: list[dict], slugs: dict[str, str], drawn: set[st
     lines = _header_lines(summaries) + ["", "## Results", ""] + _main_table(summaries)
     lines += ["", _COLUMNS_NOTE]
     lines += testbed_markdown(summaries)  # accuracy and length / L* by difficulty (testbed benchmarks only)
+    lines += _length_control_lines(summaries)
     baselines = sorted({str(b) for s in summaries if (b := _get(s, "aes", "baseline")) is not None})
     if baselines:
         lines += ["", f"AES is measured against the baseline {', '.join(f'`{b}`' for b in baselines)}."]
@@ -246,6 +247,28 @@ def _main_table(summaries: list[dict]) -> list[str]:
         row += [_pct(short.get(q)) for q in fracs] + ([_fmt(_get(s, "aes", "value"), ".2f")] if with_aes else [])
         rows.append(row)
     return _table(header, rows)
+
+
+def _length_control_lines(summaries: list[dict]) -> list[str]:
+    """The length-control table (L1's length error, arXiv 2503.04697 §4) of the benchmarks evaluated with
+    target lengths in the prompt; nothing for the others."""
+    with_lc = [(s, lc) for s in summaries if isinstance(lc := s.get("length_control"), dict)]
+    if not with_lc:
+        return []
+    rows = [
+        [_cell(s["benchmark"]), _tok(lc.get("mean_target")), _tok(lc.get("mean_abs_error"))]
+        + [_pct(lc.get("mean_relative_error")), _fmt(lc.get("correlation"), ".3f")]
+        + [_pct(lc.get("within_tolerance")), _pct(lc.get("over_target"))]
+        for s, lc in with_lc
+    ]
+    tol = _fmt(with_lc[0][1].get("tolerance"), "g", 100.0)
+    header = ["benchmark", "mean target", "mean \\|len − target\\|", "relative error (%)", "corr(target, len)"]
+    header += [f"within ±{tol}% (%)", "over target (%)"]
+    note = (
+        "Target lengths N in the prompt (`--target-len`); relative error: mean |len − N| / N; corr: Pearson "
+        "correlation of N and the realised length over all samples; over target: len > N."
+    )
+    return ["", "## Length control", ""] + _table(header, rows) + ["", note]
 
 
 def _budget_table(s: dict) -> list[str]:

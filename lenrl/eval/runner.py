@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lenrl.config import DataConfig
+from lenrl.data.prompts import PLACEHOLDER
 from lenrl.errors import LenrlError
 from lenrl.eval.samples import Forced, SampleFile, SampleRecord
 from lenrl.eval.summary import summarize
@@ -65,6 +66,10 @@ class EvalSettings:
     """questions per generation call; also the unit of resume"""
     extra: dict[str, Any] = field(default_factory=dict)
     """anything else that defines the protocol (reward, model), compared on resume"""
+    target_len: tuple[int, int] | None = None
+    """(low, high): each question gets a target length N ~ U{low..high} (seeded by `seed`), written into the
+    prompt through the instruction's `{target_len}` (L1, arXiv 2503.04697 §3); recorded per sample and
+    summarised as length-control error. None: no targets (and no `target_len` key in the record)"""
 
     def __post_init__(self) -> None:
         for name in ("n", "max_tokens", "force_tokens", "max_prompt_tokens", "chunk"):
@@ -79,10 +84,28 @@ class EvalSettings:
             raise LenrlError(f"--budgets must be strictly increasing positive integers, got {b}")
         if b and b[-1] > self.max_tokens:
             raise LenrlError(f"--budgets: the largest budget {b[-1]} exceeds --max-tokens {self.max_tokens}")
+        self._check_targets()
         if "<think>" in self.think_prefix and not self.thinking:  # one switch: grading and forcing would disagree
             raise LenrlError(
                 f"--think-prefix {self.think_prefix!r} opens <think> but the thinking mode is off: add --thinking"
             )
+
+    def _check_targets(self) -> None:
+        if self.target_len is None:
+            return
+        t = self.target_len
+        if len(t) != 2 or any(isinstance(x, bool) or not isinstance(x, int) for x in t) or not 0 < t[0] <= t[1]:
+            raise LenrlError(f"--target-len must be LOW,HIGH with 0 < LOW <= HIGH, got {t}")
+        if not self.uses_targets:
+            raise LenrlError(
+                f"--target-len needs an --instruction with {{target_len}} (e.g. '... Think for {{target_len}} "
+                f"tokens.'), got {self.instruction!r}"
+            )
+
+    @property
+    def uses_targets(self) -> bool:
+        """The prompt names each question's target length (L1's "Think for {target_len} tokens.")."""
+        return "target_len" in PLACEHOLDER.findall(self.instruction)
 
     @property
     def forcing(self) -> str:
@@ -92,7 +115,9 @@ class EvalSettings:
 
     def record(self) -> dict[str, Any]:
         """The settings as stored beside the samples (resume must match them)."""
-        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("chunk", "extra")}
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("chunk", "extra", "target_len")}
+        if self.target_len is not None:  # absent otherwise: earlier evaluations' settings.json stay resumable
+            d["target_len"] = list(self.target_len)
         return {**d, "budgets": list(self.budgets), "force_text": self.forcing, **self.extra}
 
 
@@ -168,6 +193,7 @@ class BenchmarkEval:
                     correct=correct,
                     answer=self.extract(r.text),
                     text=r.text,
+                    target=int(p.problem.meta["target_len"]) if s.uses_targets else None,
                 )
             )
         return self._force(records, rollouts, by_gid, prog) if s.budgets else records

@@ -51,6 +51,8 @@ class SampleRecord:
     text: str
     forced: dict[str, Forced] = field(default_factory=dict)
     """budget (as a string, JSON keys) -> forcing outcome, for budgets this sample had not finished within"""
+    target: int | None = None
+    """the target length written into the prompt (`--target-len`, L1's "Think for N tokens."); None without one"""
 
     @property
     def finished(self) -> bool:
@@ -72,7 +74,10 @@ class SampleRecord:
 def record_line(r: SampleRecord) -> str:
     """One JSONL line (with its newline). Lone surrogates can only sit inside JSON strings, where
     `backslashreplace` turns each into the `\\uXXXX` escape that `json.loads` reads back as itself."""
-    line = json.dumps(asdict(r), ensure_ascii=False) + "\n"
+    d = asdict(r)
+    if d["target"] is None:  # evaluations without target lengths keep their records as they were
+        del d["target"]
+    line = json.dumps(d, ensure_ascii=False) + "\n"
     return line.encode("utf-8", errors="backslashreplace").decode("utf-8")
 
 

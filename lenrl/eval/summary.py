@@ -64,10 +64,22 @@ def summarize(
     }
     if aes_base is not None:
         out["aes"] = _aes(acc, float(len_B.mean()), aes_base)
+    control = length_control(flat)
+    if control is not None:
+        out["length_control"] = control
     testbed = testbed_summary(questions)  # accuracy and length / L* by difficulty; None off the testbed
     if testbed is not None:
         out["testbed"] = testbed
     return out
+
+
+def length_control(flat: list[SampleRecord]) -> dict[str, Any] | None:
+    """Length-control error against the target lengths in the prompts (L1, arXiv 2503.04697 §4), or None
+    when the samples carry no targets (the summary then has no `length_control` section)."""
+    if not flat or any(r.target is None for r in flat):
+        return None
+    len_B = np.array([r.response_len for r in flat])
+    return vars(M.length_control(len_B, np.array([r.target for r in flat])))
 
 
 def budget_curve(flat: list[SampleRecord], budgets: list[int]) -> list[dict[str, float]]:

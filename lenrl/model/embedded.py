@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
+from typing import Any
 
 from lenrl.errors import LenrlError
 from lenrl.files import atomic_dir
@@ -44,7 +45,8 @@ def embedded_model_dir() -> Path:
     model = AutoModelForCausalLM.from_pretrained(src, gguf_file=GGUF_FILE)
     # save_pretrained refuses GGUF-quantised models; the weights are already dequantised to fp32,
     # so dropping the quantisation config is all that is needed (docs/install.md#the-embedded-model).
-    model.hf_quantizer.remove_quantization_config(model)
+    quantizer: Any = model.hf_quantizer  # (typed as a Tensor | Module attribute by transformers' stubs)
+    quantizer.remove_quantization_config(model)
     with atomic_dir(out, prefix=".convert-") as tmp:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)

@@ -6,10 +6,17 @@ with the same seed, steps, prompts per step, group size and learning rate, then 
 evaluator (`lenrl eval`, lenrl/evaluate.py) on the testbed's held-out split; the start model is evaluated the
 same way and is the AES baseline. Methods run one after another; a method whose evaluation summary exists
 is not redone, and a method whose training finished (its checkpoint exists) is only evaluated, so an
-interrupted comparison resumes where it stopped.
+interrupted comparison resumes where it stopped. The settings of the comparison (testbed, training and
+evaluation sizes, every method's preset and overrides) are stored in `<out>/settings.json`; resuming with
+other settings is refused (adding methods is allowed), so that one table never mixes two protocols.
+
+L1 (a method with target lengths) is also evaluated with target lengths in the prompt, before (the start
+model) and after training, on the same held-out problems and targets: its length-control error
+(`length_control` in the summaries, lenrl/eval/metrics.py) is reported beside the table.
 
 Layout: `<out>/runs/<method>/` (training run: config.yaml, metrics.jsonl, checkpoint/),
-`<out>/evals/<method>/` (lenrl eval output), `<out>/results.md`, `<out>/pareto.png`, `<out>/curves.png`.
+`<out>/evals/<method>/` (lenrl eval output), `<out>/evals/length_control/{start,<method>}/` (the evaluations
+with target lengths), `<out>/settings.json`, `<out>/results.md`, `<out>/pareto.png`, `<out>/curves.png`.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ from lenrl.errors import LenrlError, exit_code_of
 from lenrl.files import atomic_write
 
 START = "start"
+LENGTH_CONTROL = "length_control"
+"""`<out>/evals/length_control/`: the evaluations with target lengths in the prompt"""
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,14 @@ class Method:
     capped: bool = False
     """trained under the tight cap (--cap): the method is a truncation penalty at the cap (DLER); the others
     get the generous --max-tokens, so that the cap alone does not shorten them"""
+    target_len: tuple[int, int] | None = None
+    """L1: training targets N ~ U{low..high} (data.target_len), and the same range for the length-control
+    evaluation of the start and trained models"""
+
+    def record(self) -> dict[str, Any]:
+        """What defines the method's run (compared on resume; the note is only presentation)."""
+        tl = None if self.target_len is None else list(self.target_len)
+        return {"algo": self.algo, "overrides": list(self.overrides), "capped": self.capped, "target_len": tl}
 
 
 _PLAIN_GRPO = "plain GRPO preset with this reward added"
@@ -57,7 +74,20 @@ METHODS = {
         Method("grpo_lambda", "grpo_lambda"),
         Method("palu", "palu"),
         Method("curriculum", "curriculum"),
-        Method("l1", "l1", ("data.target_len=[16,96]",), note="target lengths U{16..96} in the prompt"),
+        # L1's alpha 3e-4 is sized for its targets U{100..4000}: missing by the whole range costs about one
+        # correct answer (3e-4 * 3900 = 1.2). Testbed responses are 11-220 tokens (L* 11-46), so with 3e-4 a
+        # miss by the whole range costs ~0.02 and, in groups that are not all correct, the length term is
+        # noise next to correctness (in all-correct groups GRPO's std normalisation makes its scale moot).
+        # 5e-3 restores L1's ratio: a miss by ~200 tokens (the start's longest response against the lowest
+        # target) costs ~1. Targets run from about the mean L* (24: a 3-step chain's minimal trace) to about
+        # the start model's mean length: lengths a model reaches without skipping a step or padding the most.
+        Method(
+            "l1",
+            "l1",
+            ("rewards.1.params.alpha=5.0e-3",),
+            note="targets U{24..96} in the prompt, alpha 5e-3 (L1's 3e-4 scaled to testbed lengths)",
+            target_len=(24, 96),
+        ),
         Method("kimi", "grpo", (_with_reward("kimi"),), note=_PLAIN_GRPO),
         Method("cosine", "grpo", (_with_reward("cosine"),), note=_PLAIN_GRPO),
         Method("shorter_better", "grpo", (_with_reward("shorter_better"),), note=_PLAIN_GRPO),
@@ -86,7 +116,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def train_overrides(args: argparse.Namespace, method: Method, run_dir: Path) -> list[str]:
-    spec = args.testbed if args.testbed.startswith("testbed:") else f"testbed:{args.testbed}"
+    spec = _spec(args)
     return [
         f"model.name={spec}",
         f"data.source={spec}",
@@ -101,6 +131,7 @@ def train_overrides(args: argparse.Namespace, method: Method, run_dir: Path) -> 
         "data.max_prompt_tokens=64",
         f"output.dir={run_dir.parent}",
         f"output.name={run_dir.name}",
+        *([] if method.target_len is None else [f"data.target_len=[{method.target_len[0]},{method.target_len[1]}]"]),
         *method.overrides,
         *args.overrides,
     ]
@@ -120,28 +151,104 @@ def run_method(args: argparse.Namespace, method: Method, out: Path) -> dict[str,
         t0 = time.perf_counter()
         train_run(cfg)
         atomic_write(info_path, json.dumps({"train_seconds": time.perf_counter() - t0}))
-    evaluate(args, str(run_dir / "checkpoint"), method.name, out)
+    checkpoint = str(run_dir / "checkpoint")
+    evaluate(args, checkpoint, method.name, out)
+    if method.target_len is not None:
+        length_control_evals(args, method, checkpoint, out)
     return json.loads(info_path.read_text())
 
 
-def evaluate(args: argparse.Namespace, model: str, label: str, out: Path) -> dict[str, Any]:
+def length_control_evals(args: argparse.Namespace, method: Method, checkpoint: str, out: Path) -> None:
+    """The start model and `method`'s trained model, evaluated with the training prompt's instruction
+    ("Think for {target_len} tokens.") and targets drawn from the method's range with the comparison's seed,
+    so both see the same problems with the same targets (L1 arXiv 2503.04697 §4: length error)."""
+    from lenrl.config import load_config
+    from lenrl.model.embedded import resolve_model
+
+    assert method.target_len is not None
+    cfg = load_config(method.algo, None, train_overrides(args, method, out / "runs" / method.name))
+    low, high = method.target_len
+    extra = ["--instruction", cfg.data.instruction, "--target-len", f"{low},{high}"]
+    for label, model in ((START, resolve_model(_spec(args))), (method.name, checkpoint)):
+        evaluate(args, model, label, out, dest=out / "evals" / LENGTH_CONTROL / label, extra=extra)
+
+
+def evaluate(
+    args: argparse.Namespace,
+    model: str,
+    label: str,
+    out: Path,
+    *,
+    dest: Path | None = None,
+    extra: list[str] | None = None,
+) -> dict[str, Any]:
+    """`lenrl eval` of `model` on the held-out problems into `dest` (default `<out>/evals/<label>`), unless
+    its summary exists; `extra`: more eval arguments (target lengths). Plain evaluations of trained models
+    get the start model as their AES baseline."""
     from lenrl.eval.report import load_results
     from lenrl.evaluate import main as eval_main
 
-    dest = out / "evals" / label
-    bench = args.testbed if args.testbed.startswith("testbed:") else f"testbed:{args.testbed}"
+    dest = dest or out / "evals" / label
     if not _summary_path(dest).exists():
         argv = [
-            "--model", model, "--label", label, "--benchmarks", bench, "--limit", str(args.eval_limit),
+            "--model", model, "--label", label, "--benchmarks", _spec(args), "--limit", str(args.eval_limit),
             "--n", str(args.eval_n), "--temperature", "1.0", "--top-p", "1.0",
             "--max-tokens", str(args.eval_max_tokens), "--seed", str(args.seed), "--out", str(dest),
         ]  # fmt: skip
-        if label != START:
+        if extra:
+            argv += extra
+        elif label != START:
             argv += ["--baseline", str(out / "evals" / START)]
         if eval_main(argv) != 0:
             raise LenrlError(f"evaluation of {label} failed (see above)")
     [summary] = load_results(str(dest))
     return summary
+
+
+def _spec(args: argparse.Namespace) -> str:
+    return args.testbed if args.testbed.startswith("testbed:") else f"testbed:{args.testbed}"
+
+
+SETTING_KEYS = (
+    "steps", "prompts_per_step", "n", "max_tokens", "cap", "lr", "seed", "eval_limit", "eval_n", "eval_max_tokens",
+)  # fmt: skip
+
+
+def settings_record(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
+    """Everything that defines the comparison's numbers: the testbed (canonical spec), the shared training
+    and evaluation sizes, the extra overrides and each method's preset and overrides."""
+    from lenrl.testbed.recipe import canonical, parse_spec
+
+    return {
+        "testbed": canonical(*parse_spec(_spec(args))),  # an unknown testbed fails here
+        **{k: getattr(args, k) for k in SETTING_KEYS},
+        "overrides": list(args.overrides),
+        "methods": {name: METHODS[name].record() for name in names},
+    }
+
+
+def check_settings(out: Path, record: dict[str, Any]) -> None:
+    """Refuse to resume `out` when it holds a comparison with other settings; store them on a first run.
+    Methods only in the new run are added (a comparison grows method by method); a method in both must
+    have the same record, and so must every shared setting."""
+    path = out / "settings.json"
+    old: dict[str, Any] = {}
+    if path.exists():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, OSError) as e:
+            raise LenrlError(f"{path}: unreadable ({type(e).__name__}); use another --out or delete it") from None
+        old_methods, new_methods = old.get("methods", {}), record["methods"]
+        diff = sorted(k for k in set(old) | set(record) if k != "methods" and old.get(k) != record.get(k))
+        diff += [
+            f"methods.{m}" for m in sorted(set(old_methods) & set(new_methods)) if old_methods[m] != new_methods[m]
+        ]
+        if diff:
+            raise LenrlError(f"{out}: holds a comparison with other settings ({', '.join(diff)}); use another --out")
+        record = {**record, "methods": {**old_methods, **new_methods}}
+    if record != old:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps(record, indent=1))
 
 
 def _summary_path(dest: Path) -> Path:
@@ -160,10 +267,12 @@ def compare_main(argv: list[str]) -> int:
         if unknown:
             raise LenrlError(f"--methods: unknown {unknown}; available: {', '.join(METHODS)}")
         out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
+        if out.exists() and not out.is_dir():
+            raise LenrlError(f"--out: {out} is a file, not a directory")
+        check_settings(out, settings_record(args, names))  # before any build, training or evaluation
         from lenrl.model.embedded import resolve_model
 
-        start = resolve_model(args.testbed if args.testbed.startswith("testbed:") else f"testbed:{args.testbed}")
+        start = resolve_model(_spec(args))
         evaluate(args, start, START, out)
         for name in names:
             run_method(args, METHODS[name], out)

@@ -17,10 +17,16 @@ from lenrl.testbed.task import min_len, parse_id
 
 
 class Sample(Protocol):
-    qid: str
-    response_len: int
-    correct: bool
-    truncated: bool
+    """What these metrics read of a sample record (lenrl.eval.samples.SampleRecord fits; read-only)."""
+
+    @property
+    def qid(self) -> str: ...
+    @property
+    def response_len(self) -> int: ...
+    @property
+    def correct(self) -> bool: ...
+    @property
+    def truncated(self) -> bool: ...
 
 
 def testbed_summary(questions: Sequence[Sequence[Sample]]) -> dict[str, Any] | None:

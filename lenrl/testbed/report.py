@@ -3,7 +3,8 @@ accuracy against mean length, one point per method, the start model marked) and 
 method's training-batch mean length and accuracy per step, from its metrics.jsonl).
 
 Every number is read from the evaluation summaries (lenrl/eval/summary.py, with its `testbed` section from
-lenrl/testbed/metrics.py) and the training runs; nothing is recomputed here.
+lenrl/testbed/metrics.py, and its `length_control` section for the evaluations with target lengths) and the
+training runs; nothing is recomputed here.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ def write_results(out: Path, labels: list[str], methods: dict) -> Path:
         "| " + " | ".join(HEADER) + " |",
         "|" + "---|" * len(HEADER),
         *("| " + " | ".join(r) + " |" for r in rows),
+        *_length_control_lines(out, [label for label in summaries if label != "start"], methods),
         "",
         "![accuracy against mean length](pareto.png)",
         "",
@@ -107,6 +109,60 @@ def write_results(out: Path, labels: list[str], methods: dict) -> Path:
     path = out / "results.md"
     atomic_write(path, "\n".join(lines))
     return path
+
+
+LC_HEADER = [
+    "model",
+    "targets",
+    "mean \\|len − target\\|",
+    "relative error",
+    "corr(target, len)",
+    "within ±20%",
+    "over target",
+    "avg@k acc",
+    "mean len",
+]
+
+
+def _length_control_lines(out: Path, labels: list[str], methods: dict) -> list[str]:
+    """L1's promise, measured: for each method trained with target lengths, its length-control error (L1
+    arXiv 2503.04697 §4) before training (the start model) and after, from the evaluations with the targets
+    in the prompt (`<out>/evals/length_control/`). Nothing when no such evaluation exists yet."""
+    lines: list[str] = []
+    for label in labels:
+        m = methods.get(label)
+        lc_dir = out / "evals" / "length_control"
+        found = {k: load_results(lc_dir / k)[0] for k in ("start", label) if list((lc_dir / k).glob("*/summary.json"))}
+        if m is None or m.target_len is None or not found:
+            continue
+        lo, hi = m.target_len
+        rows = []
+        for k, s in found.items():
+            lc = s.get("length_control") or {}
+            rows.append(
+                [
+                    "start (before training)" if k == "start" else f"{k} (after training)",
+                    f"U{{{lo}..{hi}}}",
+                    _num(lc.get("mean_abs_error"), ".1f"),
+                    _num(lc.get("mean_relative_error"), ".2f"),
+                    _num(lc.get("correlation"), ".3f"),
+                    _num(lc.get("within_tolerance"), ".2f"),
+                    _num(lc.get("over_target"), ".2f"),
+                    _num(s["accuracy"]["avg@k"]),
+                    _num(s["length"]["all"]["mean"], ".1f"),
+                ]
+            )
+        lines += [
+            "",
+            f"**{label}: length control with target lengths in the prompt** (held-out problems, each with a target "
+            f"N ~ U{{{lo}..{hi}}} written as the training instruction says; relative error: mean |len − N| / N; "
+            "corr: Pearson correlation of N and the realised length; over target: len > N)",
+            "",
+            "| " + " | ".join(LC_HEADER) + " |",
+            "|" + "---|" * len(LC_HEADER),
+            *("| " + " | ".join(r) + " |" for r in rows),
+        ]
+    return lines
 
 
 def _curves_png(out: Path, labels: list[str]) -> bytes | None:

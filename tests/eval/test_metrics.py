@@ -11,15 +11,21 @@ from lenrl.eval.metrics import (
     accuracy_vs_budget,
     aes,
     avg_at_k,
+    length_control,
+    length_error,
     length_stats,
+    length_target_correlation,
     maj_at_k,
     majority_vote,
     mean_pass_at_k,
+    over_target_rate,
     pass_at_k,
+    relative_length_error,
     shortest_fraction_accuracy,
     think_answer_lengths,
     tokens_per_correct,
     truncation_rate,
+    within_target_rate,
 )
 
 # --- pass@k, avg@k ---------------------------------------------------------------------------
@@ -135,6 +141,46 @@ def test_shortest_fraction_rounding_is_not_fooled_by_float_error():
     assert shortest_fraction_accuracy(len_B, correct_B, fractions=(0.1,)) == {0.1: 1.0}
 
 
+# --- length control --------------------------------------------------------------------------
+
+
+def test_length_control_hand_computed():
+    lens, targets = [10, 30, 50, 70], [20, 20, 60, 60]
+    # |len - N| = 10 each; relative 10/20, 10/20, 10/60, 10/60 -> (1/2 + 1/2 + 1/6 + 1/6) / 4 = 1/3
+    assert length_error(lens, targets) == 10.0
+    assert relative_length_error(lens, targets) == pytest.approx(1 / 3)
+    # within 20%: 10 <= 4? no, no; 10 <= 12 yes, yes. Over target: 30 > 20 and 70 > 60
+    assert within_target_rate(lens, targets) == 0.5 and over_target_rate(lens, targets) == 0.5
+    # deviations from the means (40, 40): len -30 -10 10 30, N -20 -20 20 20
+    # r = 1600 / sqrt(2000 * 1600) = 2 / sqrt(5)
+    assert length_target_correlation(lens, targets) == pytest.approx(2 / math.sqrt(5))
+    lc = length_control(np.array(lens), targets)
+    assert (lc.samples, lc.mean_target, lc.mean_abs_error, lc.tolerance) == (4, 40.0, 10.0, 0.2)
+    assert (lc.within_tolerance, lc.over_target) == (0.5, 0.5)
+    assert lc.correlation == pytest.approx(2 / math.sqrt(5)) and lc.mean_relative_error == pytest.approx(1 / 3)
+
+
+def test_length_control_relations():
+    rng = np.random.default_rng(0)
+    targets = rng.integers(16, 97, size=50)
+    lens = rng.integers(5, 200, size=50)
+    # relative error is the absolute error over N when all targets are one N
+    assert relative_length_error(lens, [40] * 50) == pytest.approx(length_error(lens, [40] * 50) / 40)
+    # the correlation measures control, not calibration: an affine map of the lengths leaves it unchanged,
+    # while the length error moves; it is numpy's Pearson coefficient
+    r = length_target_correlation(lens, targets)
+    assert r == pytest.approx(np.corrcoef(lens, targets)[0, 1])
+    assert length_target_correlation(2 * lens + 7, targets) == pytest.approx(r)
+    assert length_target_correlation(targets, targets) == pytest.approx(1.0) and length_error(targets, targets) == 0
+    # constant targets (or lengths): undefined
+    assert math.isnan(length_target_correlation(lens, [40] * 50)) and math.isnan(
+        length_target_correlation([9] * 50, targets)
+    )
+    # the tolerance band: 0 keeps exact hits only, a wide one everything; the band edge counts as within
+    assert within_target_rate(lens, targets, 0.0) == float(np.mean(lens == targets))
+    assert within_target_rate(lens, targets, 100.0) == 1.0 and within_target_rate([12, 8], [10, 10], 0.2) == 1.0
+
+
 # --- AES -------------------------------------------------------------------------------------
 
 
@@ -218,6 +264,9 @@ def test_accuracy_vs_budget_equals_regenerating_with_each_cap_and_is_monotone():
         (lambda: accuracy_vs_budget([1], [1], [1], []), "budgets must be a non-empty 1-D sequence"),
         (lambda: accuracy_vs_budget([1, 2], [1], [1, 1], [5]), "len_B and correct_B and finished_B must have the same"),
         (lambda: accuracy_vs_budget([8, 4], [1, 0], [1, 0], [2, 5]), "budget 5 exceeds the length 4 of an unfinished"),
+        (lambda: length_error([10, 20], [10]), "len_B and target_B must have the same length, got 2 and 1"),
+        (lambda: length_error([10], [0]), "target_B must hold positive target lengths"),
+        (lambda: within_target_rate([10], [10], -0.1), "tolerance must be a finite number >= 0, got -0.1"),
     ],
 )
 def test_bad_inputs_raise_value_error_with_a_clear_message(call, message):

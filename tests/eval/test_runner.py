@@ -10,6 +10,7 @@ import pytest
 
 from lenrl.errors import LenrlError
 from lenrl.eval.benchmarks import check_benchmark_names, load_benchmark, parse_data_args
+from lenrl.eval.report import write_report
 from lenrl.eval.runner import PLAIN_FORCE, THINK_FORCE, BenchmarkEval, EvalSettings
 from lenrl.eval.samples import Forced, SampleFile, SampleRecord
 from lenrl.eval.summary import summarize
@@ -132,6 +133,50 @@ def test_resume_with_other_settings_is_refused(tmp_path):
         other.run(_prompts(2), tmp_path / "b", meta={})
 
 
+L1_INSTRUCTION = "Think for {target_len} tokens."
+
+
+def test_target_lengths_are_recorded_per_sample_and_summarised(tmp_path):
+    s = EvalSettings(n=2, max_tokens=8, chunk=3, instruction=L1_INSTRUCTION, target_len=(2, 6))
+    ev = BenchmarkEval(FakeEngine(), Grader(), Tok(), s, extract=lambda t: None)
+    prompts = [Prompt(Problem(f"q{i}", "x", "7", {"target_len": 4 + 2 * (i % 2)}), "P", [80]) for i in range(4)]
+    summary = ev.run(prompts, tmp_path / "b", meta={})
+    lines = [json.loads(x) for x in (tmp_path / "b" / "samples.jsonl").read_text().splitlines()]
+    assert [r["target"] for r in lines] == [4, 4, 6, 6, 4, 4, 6, 6]
+    assert json.loads((tmp_path / "b" / "settings.json").read_text())["target_len"] == [2, 6]
+    # lengths 3 (q0, q2: EOS after 3) and 8 (q1, q3: cut at the cap) against targets 4 and 6:
+    # |err| 1 and 2 -> 1.5; relative 1/4 and 2/6 -> 7/24; lengths follow targets exactly -> r = 1;
+    # within 20%: 1 <= 0.8 no, 2 <= 1.2 no -> 0; over target: 8 > 6 -> 1/2
+    lc = summary["length_control"]
+    assert (lc["samples"], lc["mean_target"], lc["mean_abs_error"]) == (8, 5.0, 1.5)
+    assert lc["mean_relative_error"] == pytest.approx(7 / 24) and lc["correlation"] == pytest.approx(1.0)
+    assert (lc["within_tolerance"], lc["over_target"]) == (0.0, 0.5)
+    (tmp_path / "b" / "summary.json").write_text(json.dumps({**summary, "benchmark": "b"}))
+    report = write_report(tmp_path).read_text()
+    assert "## Length control" in report and "| b | 5.0 | 1.5 | 29.2 | 1.000 | 0.0 | 50.0 |" in report
+
+
+def test_without_targets_records_and_summaries_are_unchanged(tmp_path):
+    """Evaluations without target lengths keep the settings.json, samples.jsonl lines and summary keys they
+    had before `--target-len` existed (earlier output directories stay resumable)."""
+    ev, _ = _eval(tmp_path)
+    summary = ev.run(_prompts(2), tmp_path / "b", meta={})
+    assert "length_control" not in summary and "target_len" not in summary["settings"]
+    assert set(json.loads((tmp_path / "b" / "settings.json").read_text())) == {
+        "n", "temperature", "top_p", "max_tokens", "seed", "budgets", "force_tokens", "force_text",
+        "instruction", "system_prompt", "think_prefix", "thinking", "max_prompt_tokens",
+    }  # fmt: skip
+    line = json.loads((tmp_path / "b" / "samples.jsonl").read_text().splitlines()[0])
+    assert "target" not in line and SampleRecord.from_json(line).target is None
+
+
+def test_target_lengths_need_the_placeholder_and_a_valid_range():
+    with pytest.raises(LenrlError, match=r"--target-len needs an --instruction with \{target_len\}"):
+        EvalSettings(target_len=(16, 96))
+    with pytest.raises(LenrlError, match=r"--target-len must be LOW,HIGH with 0 < LOW <= HIGH, got \(96, 16\)"):
+        EvalSettings(instruction=L1_INSTRUCTION, target_len=(96, 16))
+
+
 def test_thinking_is_the_one_switch_and_think_prefix_is_only_text():
     """`thinking` decides both grading and forcing; `think_prefix` is text added to the prompt. Before, a
     `<think>` prefix alone made forcing close </think> while grading read the whole text."""
@@ -240,6 +285,10 @@ def test_sample_file_round_trip(tmp_path):
         (["--budgets", "0,8"], "--budgets must be strictly increasing positive integers"),
         (["--budgets", "64,1024", "--max-tokens", "512"], "the largest budget 1024 exceeds --max-tokens 512"),
         (["--temperature", "0", "--n", "4"], "with --temperature 0 (greedy) needs --n 1, got --n 4"),
+        (["--target-len", "16,96"], "--target-len needs an --instruction with {target_len}"),
+        (["--target-len", "16"], "--target-len must be LOW,HIGH (two integers), got '16'"),
+        (["--target-len", "0,9", "--instruction", "N={target_len}"], "0 < LOW <= HIGH, got (0, 9)"),
+        (["--benchmarks", "testbed:default", "--instruction", "Think for {target_len} tokens."], "but problem"),
     ],
 )
 def test_lenrl_eval_bad_input_is_one_line_before_anything_starts(args, message, tmp_path, capsys):
