@@ -1,9 +1,10 @@
 """The testbed task: seeded chains of small additions and subtractions whose shortest correct trace is known.
 
-A problem is a start value and 1-6 operations (`3+4-2+1`); operands are 1..max_operand and every running
-value stays in 0..max_value, so the model has few arithmetic facts to learn and the number of steps carries
-the difficulty (docs/environment.md, last appendix: the number range, not the format, is what costs
-training time). The response opens inside the thinking span (the chat template writes `<think>\\n`):
+A problem is a start value and 1..max_steps operations (`3+4-2+1`; 1-5 in the default recipe); operands
+are 1..max_operand and every running value stays in 0..max_value, so the model has few arithmetic facts
+to learn and the number of steps carries the difficulty (docs/testbed.md: the number range, not the
+format, is what costs training time). The response opens inside the thinking span (the chat template
+writes `<think>\\n`):
 
     minimal:  3+4=7\\n7-2=5\\n5+1=6\\n</think>\\boxed{6}
     verbose:  question: 3+4-2+1\\n3+4=7\\ncheck 3+4=7 ok\\n7-2=5\\nwait, 7-2=5\\n5+1=6\\n

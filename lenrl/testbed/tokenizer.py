@@ -1,10 +1,10 @@
 """The testbed tokenizer: one token per printable ASCII character, plus the whole pieces of `task.PIECES`.
 
 A few dozen symbols keep the embedding and output layer, which dominate a tiny model's cost, small
-(docs/environment.md, appendix on small models). `<think>`, `</think>`, `\\boxed{` and the default
-instruction are ordinary (not special) added tokens: they are matched before the per-character split and
-survive decoding with `skip_special_tokens=True`, which vLLM applies to its output text, so graders and
-the thinking-span length see `</think>`. `<eos>` ends every response; `<pad>` pads batches.
+(docs/benchmarks.md: small vocabularies are what make small models fast). `<think>`, `</think>`,
+`\\boxed{` and the default instruction are ordinary (not special) added tokens: they are matched before
+the per-character split and survive decoding with `skip_special_tokens=True`, which vLLM applies to its
+output text, so graders and the thinking-span length see `</think>`. `<eos>` ends every response; `<pad>` pads batches.
 
 The chat template writes the user turn, a newline, and opens the thinking span as the generation prompt:
 `3+4-2=?\\n<instruction>\\n<think>\\n`, so responses start inside `<think>` (model.thinking=true).
