@@ -26,11 +26,17 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
+# The signals received so far: a library between the handler and `exit_code_of` may catch the
+# `Interrupted` and raise a plain KeyboardInterrupt instead (losing its signal number).
+_RECEIVED: list[int] = []
+
+
 def interrupt_on_signals() -> None:
     """Turn SIGTERM and SIGINT into `Interrupted` in the main thread. The first signal restores the
     default handlers, so a second one stops the process at once even if cleanup hangs."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        _RECEIVED.append(signum)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         raise Interrupted(signum)
@@ -47,7 +53,7 @@ def exit_code_of(command: Callable[[], int]) -> int:
     try:
         return command()
     except KeyboardInterrupt as e:
-        signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
+        signum = e.signum if isinstance(e, Interrupted) else (_RECEIVED[-1] if _RECEIVED else signal.SIGINT)
         print(f"lenrl: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
         return 128 + signum
     except LenrlError as e:

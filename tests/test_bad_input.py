@@ -263,3 +263,28 @@ def test_signal_removes_the_half_made_run_directory(sig, tiny_model_dir, tmp_pat
     assert f"lenrl: interrupted ({signal.Signals(sig).name})" in err
     assert "Traceback" not in err, err[-3000:]
     assert not run.exists()
+
+
+def test_a_signal_reraised_as_plain_keyboard_interrupt_keeps_its_number():
+    """A library that catches the `Interrupted` and raises a plain KeyboardInterrupt (seen with SIGTERM
+    under load) must not turn SIGTERM's exit status 143 into SIGINT's 130."""
+    import os
+
+    from lenrl.errors import exit_code_of, interrupt_on_signals
+
+    old = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    interrupt_on_signals()
+
+    def command() -> int:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises here
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt from None  # what such a library does
+        return 0
+
+    try:
+        assert exit_code_of(command) == 128 + signal.SIGTERM
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
