@@ -72,8 +72,18 @@ METHODS = {
         Method("da_dler", "da_dler", capped=True),
         Method("drpo", "drpo"),
         Method("grpo_lambda", "grpo_lambda"),
-        Method("palu", "palu"),
-        Method("curriculum", "curriculum"),
+        # PALU shrinks a question's budget L_q only when that question comes back; 20 steps x 16 prompts of
+        # 10000 problems revisit none (PALU would be GRPO), so it trains on 64 problems, ~5 visits each.
+        Method("palu", "palu", ("data.limit=64",), note="64 training problems: each is revisited ~5 times"),
+        # The preset writes B(t) into the prompt ("Use exactly {budget} tokens."), text the testbed model never
+        # saw in its SFT data; it answers such prompts badly (as L1's, below), so here the budget acts as
+        # the schedule's cap and the triangular reward's centre only.
+        Method(
+            "curriculum",
+            "curriculum",
+            ("data.instruction='Think step by step and put the final answer in \\boxed{}.'",),
+            note="budget as cap and reward centre only (the testbed model cannot read budget text)",
+        ),
         # L1's alpha 3e-4 is sized for its targets U{100..4000}: missing by the whole range costs about one
         # correct answer (3e-4 * 3900 = 1.2). Testbed responses are 11-220 tokens (L* 11-46), so with 3e-4 a
         # miss by the whole range costs ~0.02 and, in groups that are not all correct, the length term is
