@@ -140,7 +140,7 @@ def run(cfg: Config) -> int:
     print(f"lenrl: done, {result.steps} steps, weight version {result.weight_version}")
     print(f"lenrl: outputs in {result.run_dir} (config.yaml, metrics.jsonl, tensorboard/, checkpoint/)")
     if result.checkpoint:
-        print(f"lenrl: evaluate it with: lenrl eval --model {result.checkpoint} --benchmarks math500,gsm8k")
+        print(f"lenrl: evaluate it with: lenrl eval --model {result.checkpoint} {_eval_hint(cfg)}")
     return 0
 
 
@@ -162,6 +162,14 @@ def load_data(cfg: Config):  # -> list[Problem]
         low, high = d.target_len
         problems = assign_target_lengths(problems, low, high, seed=cfg.train.seed)
     return problems
+
+
+def _eval_hint(cfg: Config) -> str:
+    """The `lenrl eval` options that fit the run: its testbed's held-out split, else the math benchmarks."""
+    thinking = " --thinking" if cfg.model.thinking else ""
+    if cfg.data.source.startswith("testbed:"):
+        return f"--benchmarks {cfg.data.source} --n 4 --temperature 1 --max-tokens 384{thinking}"
+    return f"--benchmarks math500,gsm8k{thinking}"
 
 
 def question_budgets(cfg: Config, model_path: str):  # -> QuestionBudgets
