@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from lenrl.eval import length_control as LC
 from lenrl.eval import metrics as M
 from lenrl.eval.samples import SampleRecord
 from lenrl.testbed.metrics import testbed_summary
@@ -79,7 +80,7 @@ def length_control(flat: list[SampleRecord]) -> dict[str, Any] | None:
     if not flat or any(r.target is None for r in flat):
         return None
     len_B = np.array([r.response_len for r in flat])
-    return vars(M.length_control(len_B, np.array([r.target for r in flat])))
+    return vars(LC.length_control(len_B, np.array([r.target for r in flat])))
 
 
 def budget_curve(flat: list[SampleRecord], budgets: list[int]) -> list[dict[str, float]]:

@@ -7,25 +7,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lenrl.eval.length_control import (
+    length_control,
+    length_error,
+    length_target_correlation,
+    over_target_rate,
+    relative_length_error,
+    within_target_rate,
+)
 from lenrl.eval.metrics import (
     accuracy_vs_budget,
     aes,
     avg_at_k,
-    length_control,
-    length_error,
     length_stats,
-    length_target_correlation,
     maj_at_k,
     majority_vote,
     mean_pass_at_k,
-    over_target_rate,
     pass_at_k,
-    relative_length_error,
     shortest_fraction_accuracy,
     think_answer_lengths,
     tokens_per_correct,
     truncation_rate,
-    within_target_rate,
 )
 
 # --- pass@k, avg@k ---------------------------------------------------------------------------
