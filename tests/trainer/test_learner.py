@@ -19,6 +19,11 @@ def _rollouts():
     return RolloutBatch.from_rollouts(rs)
 
 
+def _learner(tiny_model_dir, algo: AlgoConfig, train: TrainConfig) -> Learner:
+    """A fp32 learner on the tiny model, sampling temperature 1, 16-token budget."""
+    return Learner(str(tiny_model_dir), algo, train, dtype="float32", temperature=1.0, max_len=16)
+
+
 def test_batch_layout_left_pads_prompts_and_right_pads_responses():
     b = build_train_batch(_rollouts(), torch.tensor([1.0, -1.0, 0.5, -0.5]), pad_id=2)
     assert b.input_ids_BL.shape == (4, 3 + 4)
@@ -45,14 +50,7 @@ def test_logprobs_match_a_plain_forward(tiny_model_dir):
 
 def _grads(tiny_model_dir, micro_batch_size, aggregation):
     algo = AlgoConfig(aggregation=FnSpec(aggregation))
-    learner = Learner(
-        str(tiny_model_dir),
-        algo,
-        TrainConfig(micro_batch_size=micro_batch_size, lr=1e-3),
-        dtype="float32",
-        temperature=1.0,
-        max_len=16,
-    )
+    learner = _learner(tiny_model_dir, algo, TrainConfig(micro_batch_size=micro_batch_size, lr=1e-3))
     b = build_train_batch(_rollouts(), torch.tensor([1.0, -1.0, 0.5, -0.5]), pad_id=2)
     grads = {}
 
@@ -75,9 +73,7 @@ def test_micro_batching_does_not_change_the_gradient(tiny_model_dir):
 
 
 def test_update_moves_logprobs_in_the_direction_of_the_advantage(tiny_model_dir):
-    learner = Learner(
-        str(tiny_model_dir), AlgoConfig(kl_coef=0.1), TrainConfig(lr=1e-2), dtype="float32", temperature=1.0, max_len=16
-    )
+    learner = _learner(tiny_model_dir, AlgoConfig(kl_coef=0.1), TrainConfig(lr=1e-2))
     b = build_train_batch(_rollouts(), torch.tensor([1.0, -1.0, 1.0, -1.0]), pad_id=2)
     before, _ = response_logprobs(learner.model, b, temperature=1.0)
     stats = learner.update([MiniBatch.whole(b)])
@@ -93,14 +89,7 @@ def test_drpo_group_loss_through_the_learner_is_micro_batch_invariant(tiny_model
 
     def grads(mbs):
         algo = AlgoConfig(loss=FnSpec("drpo", {"lam": 0.1}))
-        learner = Learner(
-            str(tiny_model_dir),
-            algo,
-            TrainConfig(micro_batch_size=mbs, lr=1e-3),
-            dtype="float32",
-            temperature=1.0,
-            max_len=16,
-        )
+        learner = _learner(tiny_model_dir, algo, TrainConfig(micro_batch_size=mbs, lr=1e-3))
         b = build_train_batch(_rollouts(), torch.zeros(4), pad_id=2, correct_B=correct)
         out = {}
         learner._optimizer_step = lambda: (
