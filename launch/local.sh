@@ -7,4 +7,7 @@ cd "$(dirname "$0")/.."
 export RAY_AUTH_MODE=disabled
 ray start --head --num-cpus "$(nproc)" --include-dashboard=true --dashboard-port 8265 >/dev/null
 trap 'ray stop >/dev/null' EXIT
-RAY_ADDRESS=http://127.0.0.1:8265 ray job submit --working-dir . -- python lenrl/train.py "$@"
+# Through submit.sh, so the upload leaves out exactly what it leaves out on a real cluster (.rayignore), and
+# a relative output.dir (runs/ by default) lands in this checkout, not in Ray's copy of it.
+# Not exec: the EXIT trap above must still stop the cluster when the job ends or fails.
+RAY_ADDRESS=http://127.0.0.1:8265 bash launch/submit.sh "$@"

@@ -1,4 +1,5 @@
-"""`lenrl` console command: `lenrl train`, `lenrl eval`, `lenrl compare`, `lenrl algos`, `lenrl testbed`."""
+"""`lenrl` console command: `lenrl train`, `lenrl eval`, `lenrl compare`, `lenrl plot`, `lenrl algos`,
+`lenrl testbed`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ def main(argv: list[str] | None = None) -> int:
             "usage: lenrl train [--algo NAME] [--config FILE] [key.sub=value ...]\n"
             "       lenrl eval --model PATH --benchmarks math500,gsm8k [--budgets 64,128] [...] (lenrl eval -h)\n"
             "       lenrl compare DIR [DIR ...] --out DEST\n"
+            "       lenrl plot RUN_DIR [RUN_DIR ...] [--out FILE]   (training curves)\n"
             "       lenrl algos\n"
             "       lenrl testbed build [NAME] [key=value ...]   (the length-control testbed reasoner)\n"
             "       lenrl testbed compare [NAME] [--out DIR] [...] (lenrl testbed compare -h)"
@@ -30,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
         from lenrl.evaluate import compare_main
 
         return compare_main(rest)
+    if cmd == "plot":
+        from lenrl.trainer.plots import plot_main
+
+        return plot_main(rest)
     if cmd == "algos":
         from lenrl.catalog import markdown
 
@@ -37,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if cmd == "testbed":
         return testbed(rest)
-    print(f"lenrl: error: unknown command {cmd!r}; available: train, eval, compare, algos, testbed", file=sys.stderr)
+    known = "train, eval, compare, plot, algos, testbed"
+    print(f"lenrl: error: unknown command {cmd!r}; available: {known}", file=sys.stderr)
     return 2
 
 

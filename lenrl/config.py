@@ -24,6 +24,8 @@ import yaml
 from lenrl.errors import LenrlError
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+LR_SCHEDULES = ("constant", "linear", "cosine")
+"""train.lr_schedule values (the factors: lenrl/trainer/lr_schedule.py)"""
 
 
 def _fail(where: str, msg: str) -> None:
@@ -63,6 +65,26 @@ class RewardSpec:
 
 
 @dataclass(frozen=True)
+class LoraSettings:
+    """LoRA adapters on the policy (peft); rank 0 trains every weight."""
+
+    rank: int = 0
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+
+    def __post_init__(self) -> None:
+        if self.rank < 0:
+            _fail("model.lora.rank", f"must be >= 0, got {self.rank}")
+        if not 0 <= self.dropout < 1:
+            _fail("model.lora.dropout", f"must be in [0, 1), got {self.dropout}")
+        if self.rank and not self.target_modules:
+            _fail("model.lora.target_modules", "empty: name the modules that get adapters")
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     name: str = "testbed:default"
     """`testbed:NAME[:key=value...]` (the overthinking testbed reasoner, built and cached on first use),
@@ -72,6 +94,7 @@ class ModelConfig:
     thinking: bool = True
     """the response opens inside a thinking span closed by `</think>` (R1-style templates): a response
     without `</think>` has no answer; False grades the whole text"""
+    lora: LoraSettings = LoraSettings()
 
     def __post_init__(self) -> None:
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
@@ -175,6 +198,12 @@ class TrainConfig:
     micro_batch_size: int = 64
     """sequences per forward/backward pass"""
     lr: float = 1e-4
+    lr_schedule: str = "constant"
+    """constant | linear | cosine: the factor on lr per RL step, after warmup_steps of linear warm-up
+    (lenrl/trainer/lr_schedule.py)"""
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.0
+    """the fraction of lr that linear and cosine decay reach at the last step"""
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     seed: int = 0
@@ -184,9 +213,23 @@ class TrainConfig:
     in reward/timeouts) or one reward on one chunk of whole groups"""
     reward_on_error: str = "raise"
     """raise | zero: what a reward crash or timeout does (a grading timeout or error is always a wrong sample)"""
+    max_nonfinite_updates: int = 3
+    """an update with a non-finite loss or gradient is skipped (weights unchanged, a warning); this many in a
+    row stop the run"""
+    resume: str | None = None
+    """None: a new run; auto: continue output.dir/output.name from its newest complete checkpoint (a new run
+    when that directory does not exist yet); a path: continue that run directory (`--resume [RUN_DIR]`)"""
 
     def __post_init__(self) -> None:
-        for k in ("steps", "prompts_per_step", "mini_batches", "epochs", "micro_batch_size", "reward_workers"):
+        for k in (
+            "steps",
+            "prompts_per_step",
+            "mini_batches",
+            "epochs",
+            "micro_batch_size",
+            "reward_workers",
+            "max_nonfinite_updates",
+        ):
             _positive(f"train.{k}", getattr(self, k))
         if not self.lr > 0:
             _fail("train.lr", f"must be > 0, got {self.lr}")
@@ -194,6 +237,14 @@ class TrainConfig:
             _fail("train.mini_batches", f"{self.mini_batches} does not divide train.prompts_per_step")
         if self.reward_on_error not in ("raise", "zero"):
             _fail("train.reward_on_error", f"must be raise or zero, got {self.reward_on_error!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            _fail("train.lr_schedule", f"must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        if not 0 <= self.warmup_steps <= self.steps:
+            _fail("train.warmup_steps", f"must be in 0..train.steps ({self.steps}), got {self.warmup_steps}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            _fail("train.min_lr_ratio", f"must be in [0, 1], got {self.min_lr_ratio}")
+        if self.resume == "":
+            _fail("train.resume", "empty: use auto or a run directory")
 
 
 @dataclass(frozen=True)
@@ -206,10 +257,14 @@ class RayConfig:
     gpus_per_rollout_worker: float = 0.0
     cpus_per_learner: float = 1.0
     gpus_per_learner: float = 0.0
+    engine_restarts: int = 3
+    """times Ray restarts a rollout engine that died (its requests are generated again); past that the run fails"""
 
     def __post_init__(self) -> None:
         _positive("ray.rollout_workers", self.rollout_workers)
         _positive("ray.learners", self.learners)
+        if self.engine_restarts < 0:
+            _fail("ray.engine_restarts", f"must be >= 0, got {self.engine_restarts}")
 
 
 @dataclass(frozen=True)
@@ -219,6 +274,31 @@ class OutputConfig:
     """run directory name; None: <algo>-<timestamp>"""
     tensorboard: bool = True
     save_final: bool = True
+    checkpoint_every: int = 0
+    """write a checkpoint (weights, optimizer, RNG, data position, budgets) every N steps; 0: only the final one
+    and one on SIGTERM/SIGINT"""
+    keep_last: int = 2
+    """periodic checkpoints kept (older ones are deleted once a newer one is complete)"""
+
+    def __post_init__(self) -> None:
+        if self.checkpoint_every < 0:
+            _fail("output.checkpoint_every", f"must be >= 0, got {self.checkpoint_every}")
+        _positive("output.keep_last", self.keep_last)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """In-training evaluation (lenrl/trainer/evaluation.py), through `lenrl eval`'s own code."""
+
+    every: int = 0
+    """evaluate every N steps (and at the last step); 0: never"""
+    args: str = ""
+    """`lenrl eval` options, read by its own parser (--benchmarks, --limit, --n, --temperature, --max-tokens,
+    --thinking, ...); empty: a testbed data source's held-out split as the run's closing hint evaluates it"""
+
+    def __post_init__(self) -> None:
+        if self.every < 0:
+            _fail("eval.every", f"must be >= 0, got {self.every}")
 
 
 @dataclass(frozen=True)
@@ -234,6 +314,7 @@ class Config:
     train: TrainConfig = TrainConfig()
     ray: RayConfig = RayConfig()
     output: OutputConfig = OutputConfig()
+    eval: EvalConfig = EvalConfig()
 
     def __post_init__(self) -> None:
         if self.data.max_prompt_tokens + self.rollout.max_tokens > self.rollout.max_model_len:

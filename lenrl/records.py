@@ -40,12 +40,18 @@ class Prompt:
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """Sample `n` responses for one prompt, each capped at `max_tokens` (the budget)."""
+    """Sample `n` responses for one prompt, each capped at `max_tokens` (the budget). The sampling settings
+    default to the engine's (rollout.temperature, rollout.top_p, its seed); an evaluation sets its own, so
+    that it samples the same tokens on the training engines as on `lenrl eval`'s."""
 
     group_id: int
     prompt_ids: list[int]
     n: int
     max_tokens: int
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    """base of the per-request seed (vllm_engine.request_seed) instead of the engine's"""
 
 
 @dataclass(frozen=True)

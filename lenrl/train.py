@@ -18,6 +18,7 @@ if __package__ in (None, ""):
     sys.path[0] = _root
 
 import argparse
+import functools
 import logging
 import socket
 from pathlib import Path
@@ -34,8 +35,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="lenrl train", description=__doc__.splitlines()[0])
     p.add_argument("--algo", default="grpo", help=f"algorithm preset: {', '.join(available_algos())}")
     p.add_argument("--config", default=None, help="experiment YAML applied on top of base + preset")
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const="auto",
+        default=None,
+        metavar="RUN_DIR",
+        help="continue a run from its newest checkpoint: RUN_DIR, or output.dir/output.name when omitted",
+    )
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.steps=3 rollout.n=8")
-    return p.parse_intermixed_args(argv)  # overrides may come before and after --algo / --config
+    args = p.parse_intermixed_args(argv)  # overrides may come before and after --algo / --config
+    if args.resume is not None:
+        args.overrides.append(f"train.resume={args.resume}")
+    return args
 
 
 def check_ray_address(address: str | None) -> str | None:
@@ -90,7 +102,7 @@ def run(cfg: Config) -> int:
     from lenrl.reward_runner import RewardRunner
     from lenrl.trainer.rundir import RunDir
 
-    run_dir = RunDir(cfg)  # refuses an existing run directory now, not once Ray has started
+    run_dir = RunDir(cfg)  # refuses an existing run directory (or finds the checkpoint to resume) before Ray
     problems = load_data(cfg)  # before the model: a data error costs no model load
     model_path = resolve_model(cfg.model.name)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
@@ -99,36 +111,32 @@ def run(cfg: Config) -> int:
     # rendered once up front (a too-long prompt fails here); `{budget}` prompts are re-rendered per draw
     prompts = render(problems, cfg.rollout.max_tokens)
     print(f"lenrl: {len(prompts)} prompts from {d.source}; model {cfg.model.name}", flush=True)
+    periodic = None
+    if cfg.eval.every:  # its benchmarks and lengths are checked here, before Ray
+        from lenrl.trainer.evaluation import PeriodicEval
+
+        periodic = PeriodicEval(cfg, tokenizer)
 
     started = start_ray(cfg)
     try:
-        from lenrl.trainer.loop import train
+        from lenrl.trainer.loop import Parts, train
         from lenrl.trainer.sampling import BatchSampler
 
+        t = cfg.train
         rewards = RewardRunner(
-            cfg.rewards,
-            grader=cfg.grader,
-            thinking=cfg.model.thinking,
-            num_workers=cfg.train.reward_workers,
-            timeout_s=cfg.train.reward_timeout_s,
-            on_error=cfg.train.reward_on_error,
-        )
+            cfg.rewards, grader=cfg.grader, thinking=cfg.model.thinking, num_workers=t.reward_workers,
+            timeout_s=t.reward_timeout_s, on_error=t.reward_on_error,
+        )  # fmt: skip
         engines, learners = build_actors(cfg, model_path)
         with rewards, run_dir:
-            print(f"lenrl: run directory {run_dir.path}", flush=True)
-            sampler = BatchSampler(
-                cfg,
-                PromptStream(prompts, cfg.train.seed),
-                engines,
-                rewards,
-                render=render,
-                budgets=question_budgets(cfg, model_path),
-            )
+            print(f"lenrl: run directory {run_dir.path.resolve()}", flush=True)
+            stream, budgets = PromptStream(prompts, cfg.train.seed), question_budgets(cfg, model_path)
+            sampler = BatchSampler(cfg, stream, engines, rewards, render=render, budgets=budgets)
+            evaluate = None if periodic is None else functools.partial(periodic, engines=engines, run_dir=run_dir.path)
             result = train(
                 cfg,
                 run_dir,
-                sampler,
-                learners,
+                Parts(engines, stream, budgets, sampler, learners, evaluate),
                 pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
                 model_path=model_path,
             )
@@ -137,8 +145,11 @@ def run(cfg: Config) -> int:
             import ray
 
             ray.shutdown()
+    from lenrl.trainer.plots import write_run_plots
+
     print(f"lenrl: done, {result.steps} steps, weight version {result.weight_version}")
-    print(f"lenrl: outputs in {result.run_dir} (config.yaml, metrics.jsonl, tensorboard/, checkpoint/)")
+    print(f"lenrl: training curves {write_run_plots(Path(result.run_dir))}")
+    print(f"lenrl: outputs in {Path(result.run_dir).resolve()} (config.yaml, metrics.jsonl, tensorboard/, checkpoint/)")
     if result.checkpoint:
         print(f"lenrl: evaluate it with: lenrl eval --model {result.checkpoint} {_eval_hint(cfg)}")
     return 0
@@ -193,9 +204,11 @@ def build_actors(cfg: Config, model_path: str):  # -> tuple[RolloutGroup, Learne
     from lenrl.workers.groups import LearnerGroup, RolloutGroup
 
     r = cfg.ray
-    engine_cls = ray.remote(num_cpus=r.cpus_per_rollout_worker, num_gpus=r.gpus_per_rollout_worker)(VLLMEngine).options(
-        runtime_env={"env_vars": engine_actor_env()}
-    )
+    # A dead engine is restarted by Ray (its constructor runs again: the starting model); RolloutGroup gives
+    # it the current weights and resends its requests.
+    engine_cls = ray.remote(
+        num_cpus=r.cpus_per_rollout_worker, num_gpus=r.gpus_per_rollout_worker, max_restarts=r.engine_restarts
+    )(VLLMEngine).options(runtime_env={"env_vars": engine_actor_env()})
     learner_cls = ray.remote(num_cpus=r.cpus_per_learner, num_gpus=r.gpus_per_learner)(Learner)
     engines: list[Any] = [
         engine_cls.remote(model_path, cfg.rollout, dtype=cfg.model.dtype, seed=cfg.train.seed + i)
@@ -209,11 +222,12 @@ def build_actors(cfg: Config, model_path: str):  # -> tuple[RolloutGroup, Learne
             dtype=cfg.model.dtype,
             temperature=cfg.rollout.temperature,
             max_len=cfg.rollout.max_tokens,
+            lora=cfg.model.lora,
         )
         for _ in range(r.learners)
     ]
     ray.get([e.__ray_ready__.remote() for e in engines + learners])
-    return RolloutGroup(engines), LearnerGroup(learners)
+    return RolloutGroup(engines, r.engine_restarts), LearnerGroup(learners)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -167,7 +167,7 @@ class BenchmarkEval:
 
     def _chunk(self, prompts: list[Prompt], idx: list[int], prog: Progress) -> list[SampleRecord]:
         s = self.s
-        reqs = [GenerationRequest(i, p.token_ids, s.n, s.max_tokens) for i, p in zip(idx, prompts, strict=True)]
+        reqs = [self._request(i, p.token_ids, s.n, s.max_tokens) for i, p in zip(idx, prompts, strict=True)]
         rollouts, stats = self.engine.generate(reqs, 0)
         prog.seconds_generate += stats.seconds
         prog.tokens += stats.tokens
@@ -198,6 +198,12 @@ class BenchmarkEval:
             )
         return self._force(records, rollouts, by_gid, prog) if s.budgets else records
 
+    def _request(self, gid: int, ids: list[int], n: int, max_tokens: int) -> GenerationRequest:
+        """Every request names the evaluation's sampling settings and seed, so any engine (`lenrl eval`'s, or
+        the training engines evaluating mid-run) draws the same tokens for it."""
+        s = self.s
+        return GenerationRequest(gid, ids, n, max_tokens, temperature=s.temperature, top_p=s.top_p, seed=s.seed)
+
     def _score(self, rollouts: list[Rollout], by_gid: dict[int, Prompt]) -> list[tuple[float, bool]]:
         rows = [by_gid[r.group_id] for r in rollouts]
         out = self.rewards.score(
@@ -223,7 +229,7 @@ class BenchmarkEval:
             # stable ids (question index * n + sample): seeds do not depend on chunking or resume
             gids = [rollouts[k].group_id * self.s.n + records[k].sample for k in need]
             reqs = [
-                GenerationRequest(g, rollouts[k].prompt_ids + pre + self.force_ids, 1, self.s.force_tokens)
+                self._request(g, rollouts[k].prompt_ids + pre + self.force_ids, 1, self.s.force_tokens)
                 for g, k, pre in zip(gids, need, prefixes, strict=True)
             ]
             outs, stats = self.engine.generate(reqs, 1 + bi)  # step 1 + bi: own seeds per budget

@@ -84,11 +84,11 @@ class VLLMEngine:
         params = [
             SamplingParams(
                 n=r.n,
-                temperature=self.cfg.temperature,
-                top_p=self.cfg.top_p,
+                temperature=self.cfg.temperature if r.temperature is None else r.temperature,
+                top_p=self.cfg.top_p if r.top_p is None else r.top_p,
                 max_tokens=r.max_tokens,
                 logprobs=0,
-                seed=request_seed(self.seed, step, r.group_id),
+                seed=request_seed(self.seed if r.seed is None else r.seed, step, r.group_id),
             )
             for r in requests
         ]

@@ -5,7 +5,8 @@ steps plus a seeded amount of redundancy (lenrl/testbed/task.py), so the built m
 spends several times L* tokens doing it, which is what a length-control method must remove. A short plain
 torch loop (AdamW, linear warm-up then cosine decay, loss on response tokens only) on a fresh batch of
 training-split problems per step; the prompts are rendered exactly as training and evaluation render them
-(lenrl/data/prompts.py, the default instruction).
+(lenrl/data/prompts.py): the default instruction, half of them followed by a token budget with a random N
+(`task.instruction_for`) that the trace ignores, so L1's and the curriculum's prompts are familiar text.
 
 The result is an HF directory (config, safetensors, tokenizer, `testbed.json` with the recipe and the
 build's own held-out check) under `<lenrl cache>/testbed/<name>-<recipe hash>`, written atomically.
@@ -23,7 +24,15 @@ from typing import Any
 
 from lenrl.files import atomic_dir
 from lenrl.testbed.recipe import Recipe, canonical, parse_spec
-from lenrl.testbed.task import DEFAULT_INSTRUCTION, chains, padding_for, problems, to_problem, verbose_trace
+from lenrl.testbed.task import (
+    DEFAULT_INSTRUCTION,
+    chains,
+    instruction_for,
+    padding_for,
+    problems,
+    to_problem,
+    verbose_trace,
+)
 
 INFO_FILE = "testbed.json"
 
@@ -104,10 +113,17 @@ def new_model(recipe: Recipe, tok: Any) -> Any:
     return LlamaForCausalLM(cfg)
 
 
-def prompt_ids(tok: Any, probs: list) -> list[list[int]]:
+def prompt_ids(tok: Any, probs: list, instructions: list[str] | None = None) -> list[list[int]]:
+    """Rendered prompts, with the default instruction unless `instructions` gives one per problem."""
     from lenrl.data.prompts import render_prompts
 
-    return [p.token_ids for p in render_prompts(probs, tok, instruction=DEFAULT_INSTRUCTION, max_prompt_tokens=1024)]
+    if instructions is None:
+        instructions = [DEFAULT_INSTRUCTION] * len(probs)
+    return [
+        p.token_ids
+        for q, instr in zip(probs, instructions, strict=True)
+        for p in render_prompts([q], tok, instruction=instr, max_prompt_tokens=1024)
+    ]
 
 
 def _batch(tok: Any, recipe: Recipe, step: int) -> tuple[Any, Any, int]:
@@ -119,7 +135,7 @@ def _batch(tok: Any, recipe: Recipe, step: int) -> tuple[Any, Any, int]:
     cs = chains(spec, recipe.batch, split="train", seed=seed)
     probs = [to_problem(c, f"train-{seed}-{i:06d}") for i, c in enumerate(cs)]
     texts = [verbose_trace(c, padding_for(c.steps, seed, i, spec.redundancy)) for i, c in enumerate(cs)]
-    prompts = prompt_ids(tok, probs)
+    prompts = prompt_ids(tok, probs, [instruction_for(seed, i) for i in range(len(cs))])
     responses = tok(texts, add_special_tokens=False)["input_ids"]
     seqs = [p + r + [tok.eos_token_id] for p, r in zip(prompts, responses, strict=True)]
     width = max(map(len, seqs))

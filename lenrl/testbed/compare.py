@@ -5,8 +5,9 @@ Each method is a preset (configs/algos/) plus overrides, trained by the ordinary
 with the same seed, steps, prompts per step, group size and learning rate, then evaluated by the ordinary
 evaluator (`lenrl eval`, lenrl/evaluate.py) on the testbed's held-out split; the start model is evaluated the
 same way and is the AES baseline. Methods run one after another; a method whose evaluation summary exists
-is not redone, and a method whose training finished (its checkpoint exists) is only evaluated, so an
-interrupted comparison resumes where it stopped. The settings of the comparison (testbed, training and
+is not redone, a method whose training finished is only evaluated, and a training run that was interrupted
+continues from its newest checkpoint (every 5 steps; `train.resume=auto`), so an interrupted comparison
+resumes where it stopped. The settings of the comparison (testbed, training and
 evaluation sizes, every method's preset and overrides) are stored in `<out>/settings.json`; resuming with
 other settings is refused (adding methods is allowed), so that one table never mixes two protocols.
 
@@ -72,17 +73,33 @@ METHODS = {
         Method("da_dler", "da_dler", capped=True),
         Method("drpo", "drpo"),
         Method("grpo_lambda", "grpo_lambda"),
-        # PALU shrinks a question's budget L_q only when that question comes back; 20 steps x 16 prompts of
-        # 10000 problems revisit none (PALU would be GRPO), so it trains on 64 problems, ~5 visits each.
-        Method("palu", "palu", ("data.limit=64",), note="64 training problems: each is revisited ~5 times"),
-        # The preset writes B(t) into the prompt ("Use exactly {budget} tokens."), text the testbed model never
-        # saw in its SFT data; it answers such prompts badly (as L1's, below), so here the budget acts as
-        # the schedule's cap and the triangular reward's centre only.
+        # PALU shrinks a question's budget L_q only when that question comes back, and from L_max by the spread
+        # of its correct lengths (~30-60 tokens here) per passed visit. 20 steps x 16 prompts of 10000
+        # problems revisit none; with 32 problems each comes back ~10 times, and L_max = 160 (about the start
+        # model's p90 length, as the paper's L_max sits near its model's long answers) lets the budget bind.
+        Method(
+            "palu",
+            "palu",
+            ("data.limit=32", "rollout.max_tokens=160"),
+            note="32 training problems (~10 visits each), L_max 160 (the start's p90)",
+        ),
+        # The paper's budget runs 256 -> 87 (a third) for a model whose answers fill 256 tokens; here it runs
+        # from the start model's p90 (160) to a third of it (54, about 2 x L*). The budget is written into the
+        # prompt ("Use exactly {budget} tokens.", text the testbed's SFT data holds with random budgets).
         Method(
             "curriculum",
             "curriculum",
-            ("data.instruction='Think step by step and put the final answer in \\boxed{}.'",),
-            note="budget as cap and reward centre only (the testbed model cannot read budget text)",
+            ("rollout.max_tokens=160", "rollout.budget.params.end=54"),
+            note="budget 160 -> 54 (the paper's 256 -> 87 scaled to the start's p90)",
+        ),
+        # The triangular reward peaks at ℓ = B(t): it pays for filling the budget, and in 5 steps per stage
+        # the responses fill each new, lower budget and are cut at it. The paper's flat-then-decay ablation
+        # ("band", §3.1: shorter, less accurate) pays the same for any length within the budget.
+        Method(
+            "curriculum_band",
+            "curriculum",
+            ("rollout.max_tokens=160", "rollout.budget.params.end=54", "rewards.1.params.shape=band"),
+            note="as curriculum, with the paper's band length reward (flat up to B(t))",
         ),
         # L1's alpha 3e-4 is sized for its targets U{100..4000}: missing by the whole range costs about one
         # correct answer (3e-4 * 3900 = 1.2). Testbed responses are 11-220 tokens (L* 11-46), so with 3e-4 a
@@ -141,6 +158,8 @@ def train_overrides(args: argparse.Namespace, method: Method, run_dir: Path) -> 
         "data.max_prompt_tokens=64",
         f"output.dir={run_dir.parent}",
         f"output.name={run_dir.name}",
+        "output.checkpoint_every=5",
+        "train.resume=auto",
         *([] if method.target_len is None else [f"data.target_len=[{method.target_len[0]},{method.target_len[1]}]"]),
         *method.overrides,
         *args.overrides,
@@ -151,12 +170,15 @@ def run_method(args: argparse.Namespace, method: Method, out: Path) -> dict[str,
     """Train (unless its checkpoint exists) and evaluate (unless its summary exists) one method."""
     from lenrl.config import load_config
     from lenrl.train import run as train_run
+    from lenrl.trainer.checkpoint import latest
 
     run_dir, info_path = out / "runs" / method.name, out / "runs" / method.name / "compare.json"
     if not info_path.exists():
-        cfg = load_config(method.algo, None, train_overrides(args, method, run_dir))  # bad input fails here
-        if run_dir.exists():  # an interrupted training run: start it again
+        # An interrupted training run continues from its newest checkpoint (train.resume=auto); one that
+        # stopped before its first checkpoint starts again.
+        if run_dir.exists() and latest(run_dir) is None:
             shutil.rmtree(run_dir)
+        cfg = load_config(method.algo, None, train_overrides(args, method, run_dir))  # bad input fails here
         print(f"lenrl testbed compare: training {method.name} ({method.algo})", flush=True)
         t0 = time.perf_counter()
         train_run(cfg)

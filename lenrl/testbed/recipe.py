@@ -20,7 +20,7 @@ from lenrl.testbed.task import TaskSpec
 
 PREFIX = "testbed:"
 SEP = ":"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """bump when the trace format, tokenizer or training code changes what a recipe builds"""
 
 

@@ -166,26 +166,12 @@ def _length_control_lines(out: Path, labels: list[str], methods: dict) -> list[s
 
 
 def _curves_png(out: Path, labels: list[str]) -> bytes | None:
-    from lenrl.eval.plots import _png, _pyplot
+    """Every trained method's training mean length and accuracy over steps (lenrl/trainer/plots.py)."""
+    from lenrl.trainer.plots import curves_png, read_metrics
 
-    series = {}
-    for label in labels:
-        f = out / "runs" / label / "metrics.jsonl"
-        if f.exists():
-            rows = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
-            series[label] = [(r["step"], r.get("len/mean"), r.get("reward/accuracy")) for r in rows]
-    if not series:
+    dirs = [(label, out / "runs" / label) for label in labels]
+    runs = [(label, read_metrics(d)) for label, d in dirs if (d / "metrics.jsonl").exists()]
+    if not runs:
         return None
-    plt = _pyplot()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    for i, (label, pts) in enumerate(series.items()):
-        steps = [p[0] for p in pts]
-        ax1.plot(steps, [p[1] for p in pts], color=f"C{i % 10}", label=label)
-        ax2.plot(steps, [p[2] for p in pts], color=f"C{i % 10}", label=label)
-    for ax, name in ((ax1, "training mean length (tokens)"), (ax2, "training accuracy")):
-        ax.set_xlabel("step")
-        ax.set_title(name, fontsize=10)
-        ax.grid(True, alpha=0.3)
-    ax2.legend(fontsize=7)
-    fig.tight_layout()
-    return _png(fig)
+    panels = [("training mean length (tokens)", ("len/mean",)), ("training accuracy", ("reward/accuracy",))]
+    return curves_png(runs, panels)

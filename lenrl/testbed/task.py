@@ -32,9 +32,24 @@ from lenrl.records import Problem
 
 THINK_OPEN, THINK_CLOSE, BOX_OPEN = "<think>", "</think>", "\\boxed{"
 DEFAULT_INSTRUCTION = "Think step by step and put the final answer in \\boxed{}."
+BUDGET_PHRASES = ("Think for {n} tokens.", "Think for maximum {n} tokens.", "Use exactly {n} tokens.")
+"""Token budgets the presets write after the default instruction: L1-Exact and L1-Max ("Think for [maximum]
+N tokens.", arXiv 2503.04697 §3) and the curriculum's "Use exactly N tokens." (arXiv 2508.08940 §3.2). The
+SFT data holds them with random N so the built model reads such prompts as well as plain ones; its trace
+never depends on N (following the budget is what L1 and the curriculum must teach)."""
+BUDGET_SHARE = 0.5
+"""fraction of SFT prompts that carry a budget phrase"""
+BUDGET_RANGE = (8, 400)
 # Multi-character tokens of the testbed tokenizer (longest first when matching); everything else is one
-# character per token. The default instruction is one token so prompts stay short.
-PIECES = (DEFAULT_INSTRUCTION, THINK_CLOSE, THINK_OPEN, BOX_OPEN)
+# character per token. The default instruction and the budget phrases' words are single tokens so prompts
+# stay short.
+PIECES = (
+    DEFAULT_INSTRUCTION,
+    THINK_CLOSE,
+    THINK_OPEN,
+    BOX_OPEN,
+    *("Think for maximum ", "Think for ", "Use exactly ", " tokens."),
+)
 HELD_OUT_PERCENT = 20
 """problems whose expression hashes into this percentage form the held-out split (never trained on)"""
 
@@ -172,6 +187,16 @@ def verbose_trace(chain: Chain, pad: Padding) -> str:
     if pad.verify:  # re-verify the final step (a local copy: re-copying the whole chain costs a tiny model accuracy)
         lines.append(f"verify {chain.step_lines()[-1]} ok")
     return "".join(f"{line}\n" for line in lines) + f"{THINK_CLOSE}{BOX_OPEN}{chain.answer}}}"
+
+
+def instruction_for(seed: int, index: int) -> str:
+    """The instruction of SFT trace `index`: the default one, or (a BUDGET_SHARE of the time) the default one
+    followed by a budget phrase with N ~ U{BUDGET_RANGE}; its own stream, independent of chain and padding."""
+    rng = random.Random(f"lenrl-testbed-instr:{seed}:{index}")
+    if rng.random() >= BUDGET_SHARE:
+        return DEFAULT_INSTRUCTION
+    phrase = rng.choice(BUDGET_PHRASES).format(n=rng.randint(*BUDGET_RANGE))
+    return f"{DEFAULT_INSTRUCTION} {phrase}"
 
 
 def is_held_out(chain: Chain) -> bool:

@@ -8,18 +8,21 @@ KL-to-reference term; backward. Then gradients are summed across learners, clipp
 
 from __future__ import annotations
 
+import math
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
 
 from lenrl.algos import AGGREGATIONS, GROUP_LOSSES, KL_ESTIMATORS, POLICY_LOSSES, GroupLossInput, LossInput
-from lenrl.config import AlgoConfig, TrainConfig
+from lenrl.config import AlgoConfig, LoraSettings, TrainConfig
+from lenrl.trainer import lora as lora_adapters
 from lenrl.trainer.batch import TrainBatch
+from lenrl.trainer.checkpoint import LEARNER_STATE_FILE
 from lenrl.trainer.logprobs import response_logprobs
 
 
@@ -51,6 +54,8 @@ class LearnerStats:
     """mean |sampler logp - learner logp| on the pre-update weights (weight-sync parity)"""
     tokens: int
     seconds: float
+    nonfinite_skipped: int = 0
+    """optimizer steps of this update skipped because the loss or gradient was not finite"""
 
 
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
@@ -61,7 +66,15 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
 
 class Learner:
     def __init__(
-        self, model_path: str, algo: AlgoConfig, train: TrainConfig, *, dtype: str, temperature: float, max_len: int
+        self,
+        model_path: str,
+        algo: AlgoConfig,
+        train: TrainConfig,
+        *,
+        dtype: str,
+        temperature: float,
+        max_len: int,
+        lora: LoraSettings | None = None,
     ):
         from transformers import AutoModelForCausalLM
 
@@ -72,15 +85,19 @@ class Learner:
             torch.set_num_threads(os.cpu_count() or 1)
         torch_dtype = resolve_dtype(dtype, self.device)
         torch.manual_seed(train.seed)
-        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype)
+        self.model: Any = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype)
         torch.nn.Module.to(self.model, self.device)  # (transformers' typed `to` wrapper rejects a device)
         self.model.train()
-        self.ref = None
-        if algo.kl_coef > 0:
+        self.lora = lora is not None and lora.rank > 0
+        self.ref = None  # with LoRA the reference is the base model: the policy with its adapters off
+        if self.lora:
+            self.model = lora_adapters.wrap(self.model, cast(LoraSettings, lora))
+        elif algo.kl_coef > 0:
             self.ref = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype)
             torch.nn.Module.to(self.ref, self.device).eval()
             self.ref.requires_grad_(False)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(trainable, lr=train.lr, weight_decay=train.weight_decay)
         # A group loss (DRPO) replaces the per-token loss and its aggregation; config load checked that
         # micro-batches hold whole groups.
         self.group_loss = algo.loss.name in GROUP_LOSSES.names()
@@ -90,15 +107,19 @@ class Learner:
         self.kl_fn = KL_ESTIMATORS.bind(algo.kl.name, algo.kl.params)
         self.kl_coef, self.train, self.temperature, self.max_len = algo.kl_coef, train, temperature, max_len
 
-    def update(self, minibatches: list[MiniBatch]) -> LearnerStats:
+    def update(self, minibatches: list[MiniBatch], lr: float | None = None) -> LearnerStats:
+        """`lr`: this step's learning rate (train.lr times the schedule's factor); None keeps the current one."""
         t0 = time.perf_counter()
+        if lr is not None:
+            for group in self.opt.param_groups:
+                group["lr"] = lr
         on_policy = len(minibatches) == 1 and self.train.epochs == 1
         # Off-policy steps need the behaviour policy's log-probs before any weight changes (DLER recomputes
         # them in the actor rather than trusting the sampler's: docs/algorithms.md §1.9). On-policy, the first and
         # only pass sees the same weights, so its detached log-probs are exactly those.
         old = None if on_policy else [self._old_logprobs(m.shard) for m in minibatches]
         sums = {"loss": 0.0, "kl_ref": 0.0, "entropy": 0.0, "clipfrac": 0.0, "gap": 0.0, "norm": 0.0}
-        tokens = 0
+        tokens = skipped = 0
         for epoch in range(self.train.epochs):
             for j, mbatch in enumerate(minibatches):
                 for k, micro in enumerate(self._micro(mbatch.shard)):
@@ -110,16 +131,18 @@ class Learner:
                             sums[key] += s[key]
                         tokens += micro.num_tokens
                 sums["norm"] = self._optimizer_step()
+                skipped += not math.isfinite(sums["norm"])
         n = max(tokens, 1)
         return LearnerStats(
             loss=sums["loss"] / len(minibatches),
-            kl_ref=sums["kl_ref"] / n if self.ref is not None else float("nan"),
+            kl_ref=sums["kl_ref"] / n if self.kl_coef > 0 else float("nan"),
             entropy=sums["entropy"] / n,
             clipfrac=sums["clipfrac"] / n,
             grad_norm=sums["norm"],
             logp_gap=sums["gap"] / n,
             tokens=tokens,
             seconds=time.perf_counter() - t0,
+            nonfinite_skipped=skipped,
         )
 
     def _micro(self, shard: TrainBatch) -> list[TrainBatch]:
@@ -139,10 +162,8 @@ class Learner:
         counts = {"num_tokens": mbatch.num_tokens, "num_seqs": mbatch.num_seqs, "max_len": self.max_len}
         loss, clip_BT = self._policy_loss(mb, logp_BT, old_BT, mask_BT, mbatch)
         kl_sum = 0.0
-        if self.ref is not None:
-            with torch.no_grad():
-                ref_BT, _ = response_logprobs(self.ref, mb, temperature=self.temperature)
-            kl_BT = self.kl_fn(logp_BT, ref_BT)
+        if self.kl_coef > 0:
+            kl_BT = self.kl_fn(logp_BT, self._ref_logprobs(mb))
             loss = loss + self.kl_coef * self.agg_fn(kl_BT, mask_BT, **counts)
             kl_sum = float(torch.where(mask_BT, kl_BT.detach(), 0.0).sum())
         loss.backward()
@@ -186,29 +207,63 @@ class Learner:
                     p.grad = torch.zeros_like(p)
                 dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.train.grad_clip)
-        self.opt.step()
+        # A non-finite loss or gradient (the norm is computed after the all-reduce, so every learner agrees)
+        # skips the step: the weights and AdamW's moments stay as they were. The loop counts such updates.
+        if torch.isfinite(norm):
+            self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         return float(norm)
 
     def join_group(self, rank: int, world: int, addr: str, port: int) -> None:
         join_process_group(rank, world, addr, port)
 
+    @torch.no_grad()
+    def _ref_logprobs(self, mb: TrainBatch) -> torch.Tensor:
+        if self.ref is not None:
+            return response_logprobs(self.ref, mb, temperature=self.temperature)[0]
+        with self.model.disable_adapter():  # LoRA: the base weights are the reference
+            return response_logprobs(self.model, mb, temperature=self.temperature)[0]
+
     def weights(self) -> dict[str, torch.Tensor]:
-        """Named parameters in HF naming, on CPU, for the rollout engines."""
+        """Named parameters in HF naming, on CPU, for the rollout engines (merged, under LoRA)."""
+        if self.lora:
+            return lora_adapters.merged_state_dict(self.model)
         return {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
 
     def save(self, path: str, tokenizer_src: str) -> str:
-        """Write an HF checkpoint (model + tokenizer) atomically: temp dir, then rename."""
+        """Write the learner's half of a checkpoint into directory `path`: the HF model and tokenizer, and
+        `learner_state.pt` (optimizer state, torch RNG). lenrl/trainer/checkpoint.py makes it atomic."""
         from transformers import AutoTokenizer
 
         out = Path(path)
-        tmp = out.with_name(out.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.model.save_pretrained(tmp)
-        AutoTokenizer.from_pretrained(tokenizer_src).save_pretrained(tmp)
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)
+        out.mkdir(parents=True, exist_ok=True)
+        if self.lora:
+            lora_adapters.save(self.model, out)  # the merged model, and adapter/
+        else:
+            self.model.save_pretrained(out)
+        AutoTokenizer.from_pretrained(tokenizer_src).save_pretrained(out)
+        state = {"optimizer": self.opt.state_dict(), "torch_rng": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state()
+        torch.save(state, out / LEARNER_STATE_FILE)
         return str(out)
+
+    def load(self, path: str) -> None:
+        """Continue from checkpoint `path`: its weights, optimizer state and RNG (the reference model for the
+        KL term stays the run's starting model)."""
+        from transformers import AutoModelForCausalLM
+
+        if self.lora:
+            lora_adapters.load_adapter(self.model, Path(path))
+        else:
+            saved = AutoModelForCausalLM.from_pretrained(path, dtype=next(self.model.parameters()).dtype)
+            self.model.load_state_dict(saved.state_dict())
+            del saved
+        state = torch.load(Path(path) / LEARNER_STATE_FILE, map_location=self.device, weights_only=False)
+        self.opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        if self.device.type == "cuda" and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"])
 
 
 def join_process_group(rank: int, world: int, addr: str, port: int) -> None:

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 import torch
 
+from lenrl.files import atomic_write
 from lenrl.records import GenerationStats, RolloutBatch
 from lenrl.trainer.learner import LearnerStats
 
@@ -26,6 +27,7 @@ LEARNER_KEYS = (
     "actor/grad_norm",
     "sync/logp_abs_gap",
     "time/update_s",
+    "actor/nonfinite_skipped",
 )
 
 
@@ -51,7 +53,7 @@ def learner_metrics(s: LearnerStats | None) -> dict[str, float]:
     """The update's statistics; NaN for every key on a step without an update (nothing kept to learn from)."""
     if s is None:
         return dict.fromkeys(LEARNER_KEYS, math.nan)
-    values = (s.loss, s.kl_ref, s.entropy, s.clipfrac, s.grad_norm, s.logp_gap, s.seconds)
+    values = (s.loss, s.kl_ref, s.entropy, s.clipfrac, s.grad_norm, s.logp_gap, s.seconds, s.nonfinite_skipped)
     return dict(zip(LEARNER_KEYS, values, strict=True))
 
 
@@ -61,10 +63,26 @@ def generation_metrics(g: GenerationStats) -> dict[str, float]:
 
 class MetricsLogger:
     """Appends one JSON object per step (flushed, so a crash loses nothing logged), mirrors scalars to
-    TensorBoard, and prints a one-line progress report with an ETA."""
+    TensorBoard, and prints a one-line progress report with an ETA.
 
-    def __init__(self, run_dir: Path, total_steps: int, *, tensorboard: bool, out: TextIO | None = None):
+    Resuming from a checkpoint (`resume_at`: its step and metrics line count): the lines logged after the
+    checkpoint are dropped, as are TensorBoard events past its step, so the resumed steps replace them."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        total_steps: int,
+        *,
+        tensorboard: bool,
+        out: TextIO | None = None,
+        resume_at: tuple[int, int] | None = None,
+    ):
         self.path = run_dir / "metrics.jsonl"
+        self.lines, self.first_step = 0, 1
+        if resume_at is not None:
+            self.first_step, self.lines = resume_at[0] + 1, resume_at[1]
+            kept = self.path.read_text().splitlines(keepends=True)[: self.lines] if self.path.exists() else []
+            atomic_write(self.path, "".join(kept))
         self.file = self.path.open("a")
         # sys.stdout looked up now, not at import: whoever redirected it since (a test, a wrapper) gets the lines
         self.total, self.out, self.t0 = total_steps, out or sys.stdout, time.perf_counter()
@@ -72,18 +90,20 @@ class MetricsLogger:
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.tb = SummaryWriter(str(run_dir / "tensorboard"))
+            purge = self.first_step if resume_at is not None else None
+            self.tb = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge)
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
         self.file.write(json.dumps({"step": step, **metrics}, allow_nan=True) + "\n")
         self.file.flush()
+        self.lines += 1
         if self.tb is not None:
             for k, v in metrics.items():
                 if isinstance(v, (int, float)) and not math.isnan(v):
                     self.tb.add_scalar(k, v, step)
             self.tb.flush()
         elapsed = time.perf_counter() - self.t0
-        eta = elapsed / step * (self.total - step)
+        eta = elapsed / (step - self.first_step + 1) * (self.total - step)
         m = metrics
         print(
             f"step {step}/{self.total} | reward {m['reward/mean']:.3f} acc {m['reward/accuracy']:.3f}"

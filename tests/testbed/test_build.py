@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -14,7 +15,15 @@ from lenrl.eval.samples import SampleRecord
 from lenrl.eval.summary import summarize
 from lenrl.files import atomic_dir
 from lenrl.testbed.recipe import RECIPES, canonical, parse_spec
-from lenrl.testbed.task import DEFAULT_INSTRUCTION, TaskSpec, chains, padding_for, token_count, verbose_trace
+from lenrl.testbed.task import (
+    DEFAULT_INSTRUCTION,
+    TaskSpec,
+    chains,
+    instruction_for,
+    padding_for,
+    token_count,
+    verbose_trace,
+)
 
 # a model small enough to build in seconds (its accuracy is not the point here)
 TINY = "testbed:small:hidden=32:intermediate=64:layers=1:heads=2:train_steps=3:batch=4:eval_problems=2"
@@ -43,6 +52,19 @@ def test_chat_template_opens_the_thinking_span(tok):
     assert p.text == f"{problems[0].question}\n{DEFAULT_INSTRUCTION}\n<think>\n"
     # expression characters + "\n" + one instruction token + "\n" + <think> + "\n"
     assert len(p.token_ids) == len(problems[0].question) + 5
+
+
+def test_budget_instructions_are_short_and_cover_the_presets(tok):
+    """L1's and the curriculum's prompts are in the SFT data: their phrases tokenize to a few pieces, and the
+    presets' instructions, filled in, are among what `instruction_for` draws."""
+    from lenrl.config_checks import load_checked_config
+
+    assert len(tok("Think for maximum 57 tokens.", add_special_tokens=False)["input_ids"]) == 4
+    drawn = {re.sub(r"\d+", "N", instruction_for(0, i)) for i in range(400)}
+    for algo, key in (("l1", "target_len"), ("curriculum", "budget")):
+        instr = load_checked_config(algo=algo).data.instruction.replace(f"{{{key}}}", "57")
+        assert len(tok(instr, add_special_tokens=False)["input_ids"]) == 6
+        assert re.sub(r"\d+", "N", instr) in drawn
 
 
 def test_recipes_parse_and_hash():

@@ -23,7 +23,10 @@ def test_every_method_gets_the_same_settings(tmp_path):
         cfg = load_config(m.algo, None, train_overrides(args, m, tmp_path / m.name))
         assert cfg.model.name == cfg.data.source == "testbed:default" and cfg.model.thinking
         assert (cfg.train.steps, cfg.rollout.n, cfg.train.seed) == (7, 4, 0)
-        assert cfg.rollout.max_tokens == (64 if m.name in ("dler", "da_dler") else 200)
+        # the truncation-penalty methods get --cap; PALU's L_max and the curriculum's first budget are their own
+        own = {"dler": 64, "da_dler": 64, "palu": 160, "curriculum": 160, "curriculum_band": 160}
+        assert cfg.rollout.max_tokens == own.get(m.name, 200)
+        assert cfg.train.resume == "auto" and cfg.output.checkpoint_every == 5
         assert cfg.output.name == m.name
     assert [r.name for r in load_config("grpo", None, train_overrides(args, METHODS["kimi"], tmp_path)).rewards] == [
         "math_correct",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import statistics
 
 import pytest
@@ -9,10 +10,14 @@ import pytest
 from lenrl.config import DataConfig
 from lenrl.errors import LenrlError
 from lenrl.testbed.task import (
+    BUDGET_PHRASES,
+    BUDGET_RANGE,
+    BUDGET_SHARE,
     DEFAULT_INSTRUCTION,
     Chain,
     TaskSpec,
     chains,
+    instruction_for,
     is_held_out,
     min_len,
     minimal_trace,
@@ -132,6 +137,19 @@ def test_fixed_difficulty_and_bad_input():
         chains(SPEC, 5, split="validation", seed=0)
     with pytest.raises(LenrlError, match="min_steps"):
         TaskSpec(min_steps=3, max_steps=2)
+
+
+def test_sft_instructions_carry_budgets_half_the_time():
+    """`instruction_for`: reproducible per (seed, index); about BUDGET_SHARE of prompts name a budget N in
+    BUDGET_RANGE, every phrase appears, and the rest are the default instruction."""
+    drawn = [instruction_for(3, i) for i in range(2000)]
+    assert drawn == [instruction_for(3, i) for i in range(2000)]
+    assert drawn != [instruction_for(4, i) for i in range(2000)]
+    budgets = [s for s in drawn if s != DEFAULT_INSTRUCTION]
+    assert abs(len(budgets) / len(drawn) - BUDGET_SHARE) < 0.05
+    ns = [int(re.search(r"\d+", s).group()) for s in budgets]  # type: ignore[union-attr]
+    assert BUDGET_RANGE[0] <= min(ns) and max(ns) <= BUDGET_RANGE[1]
+    assert {re.sub(r"\d+", "{n}", s) for s in budgets} == {f"{DEFAULT_INSTRUCTION} {p}" for p in BUDGET_PHRASES}
 
 
 def test_default_instruction_is_the_config_default():

@@ -1,5 +1,7 @@
 """The learner on a tiny model without Ray: batching layout, micro-batch invariance, a real update."""
 
+import math
+
 import pytest
 import torch
 from torch.testing import assert_close
@@ -104,3 +106,77 @@ def test_drpo_group_loss_through_the_learner_is_micro_batch_invariant(tiny_model
         assert_close(micro[name], whole[name], atol=1e-5, rtol=1e-3)
     assert s1.loss == pytest.approx(s2.loss, abs=1e-6) and s1.clipfrac == 0.0
     assert any(g.abs().sum() > 0 for g in whole.values())
+
+
+def test_a_nonfinite_update_is_skipped_and_leaves_weights_and_optimizer_alone(tiny_model_dir):
+    learner = _learner(tiny_model_dir, AlgoConfig(kl_coef=0.0), TrainConfig(lr=1e-2))
+    good = build_train_batch(_rollouts(), torch.tensor([1.0, -1.0, 1.0, -1.0]), pad_id=2)
+    learner.update([MiniBatch.whole(good)])
+    before = {k: v.clone() for k, v in learner.model.state_dict().items()}
+    moments = [s["exp_avg"].clone() for s in learner.opt.state.values()]
+    bad = build_train_batch(_rollouts(), torch.tensor([float("nan"), -1.0, 1.0, -1.0]), pad_id=2)
+    stats = learner.update([MiniBatch.whole(bad)])
+    assert stats.nonfinite_skipped == 1 and not math.isfinite(stats.grad_norm)
+    for k, v in learner.model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert all(torch.equal(a, s["exp_avg"]) for a, s in zip(moments, learner.opt.state.values(), strict=True))
+    assert learner.update([MiniBatch.whole(good)]).nonfinite_skipped == 0  # and the next one trains again
+
+
+def test_checkpoint_round_trip_continues_the_same_trajectory(tiny_model_dir, tmp_path):
+    """save -> load into a fresh learner: the next update gives bit-identical weights (AdamW moments and
+    step count restored, not re-initialised), and the lr argument sets the step's rate."""
+    b = build_train_batch(_rollouts(), torch.tensor([1.0, -1.0, 1.0, -1.0]), pad_id=2)
+    a = _learner(tiny_model_dir, AlgoConfig(kl_coef=0.0), TrainConfig(lr=1e-2))
+    a.update([MiniBatch.whole(b)], lr=5e-3)
+    a.save(str(tmp_path / "ckpt"), str(tiny_model_dir))
+    fresh = _learner(tiny_model_dir, AlgoConfig(kl_coef=0.0), TrainConfig(lr=1e-2))
+    fresh.load(str(tmp_path / "ckpt"))
+    for learner in (a, fresh):
+        learner.update([MiniBatch.whole(b)], lr=2e-3)
+        assert learner.opt.param_groups[0]["lr"] == 2e-3
+    for (k, v), w in zip(a.model.state_dict().items(), fresh.model.state_dict().values(), strict=True):
+        assert torch.equal(v, w), k
+
+
+def test_lora_trains_only_the_adapters_and_ships_merged_weights(tiny_model_dir, tmp_path):
+    """After an update only adapter parameters changed; the engines' merged weights give the same log-probs
+    as the adapted policy (float round-off); the KL reference is the untouched base; a checkpoint holds a
+    merged HF model that transformers loads, and the adapter that resume loads."""
+    from transformers import AutoModelForCausalLM
+
+    from lenrl.config import LoraSettings
+
+    spec = LoraSettings(rank=4, alpha=8, target_modules=["q_proj", "v_proj", "down_proj"])
+    learner = Learner(
+        str(tiny_model_dir), AlgoConfig(kl_coef=0.1), TrainConfig(lr=1e-2), dtype="float32", temperature=1.0,
+        max_len=16, lora=spec,
+    )  # fmt: skip
+    assert learner.ref is None  # no second model in memory
+    before = {k: v.clone() for k, v in learner.model.state_dict().items()}
+    b = build_train_batch(_rollouts(), torch.tensor([1.0, -1.0, 1.0, -1.0]), pad_id=2)
+    learner.update([MiniBatch.whole(b)])
+    stats = learner.update([MiniBatch.whole(b)])
+    changed = {k for k, v in learner.model.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed and all(".lora_" in k for k in changed)
+    assert stats.kl_ref > 0  # the adapted policy has moved away from its base
+
+    merged = learner.weights()
+    plain = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32)
+    assert set(merged) == set(plain.state_dict())  # the engines' names: no lora or base_layer keys
+    plain.load_state_dict(merged)
+    ours, _ = response_logprobs(learner.model, b, temperature=1.0)
+    theirs, _ = response_logprobs(plain, b, temperature=1.0)
+    assert_close(ours * b.response_mask_BT, theirs * b.response_mask_BT, atol=1e-5, rtol=0)
+
+    learner.save(str(tmp_path / "ckpt"), str(tiny_model_dir))
+    loaded = AutoModelForCausalLM.from_pretrained(str(tmp_path / "ckpt"), dtype=torch.float32)
+    for k, v in loaded.state_dict().items():
+        assert torch.equal(v, merged[k]), k
+    fresh = Learner(
+        str(tiny_model_dir), AlgoConfig(kl_coef=0.1), TrainConfig(lr=1e-2), dtype="float32", temperature=1.0,
+        max_len=16, lora=spec,
+    )  # fmt: skip
+    fresh.load(str(tmp_path / "ckpt"))
+    for (k, v), w in zip(learner.model.state_dict().items(), fresh.model.state_dict().values(), strict=True):
+        assert torch.equal(v, w), k

@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from lenrl.algos import QUESTION_BUDGETS
 from lenrl.config import Config, load_config
 from lenrl.data.stream import PromptStream
 from lenrl.records import Problem, Prompt
+from lenrl.trainer import checkpoint
 from lenrl.trainer.batch import TrainBatch
 from lenrl.trainer.learner import LearnerStats
-from lenrl.trainer.loop import train
+from lenrl.trainer.loop import Parts, train
 from lenrl.trainer.question_budgets import STATE_FILE, QuestionBudgets
 from lenrl.trainer.rundir import RunDir
 from lenrl.trainer.sampling import BatchSampler
@@ -38,27 +40,36 @@ class FakeLearners:
         self.batches: list[TrainBatch] = []
         self.mini_batches: list[int] = []
         self.saved: list[str] = []
+        self.lrs: list[float | None] = []
 
-    def update(self, batch: TrainBatch, mini_batches: int) -> LearnerStats:
+    def update(self, batch: TrainBatch, mini_batches: int, lr: float | None = None) -> LearnerStats:
         self.batches.append(batch)
         self.mini_batches.append(mini_batches)
+        self.lrs.append(lr)
         return LearnerStats(0.25, 0.0, 1.5, 0.0, 2.0, 1e-6, batch.num_tokens, 0.1)
 
     def weights(self) -> str:
         return f"after update {len(self.batches)}"
 
     def save(self, path: str, tokenizer_src: str) -> str:
-        Path(path).mkdir()
+        """The learner's half of a checkpoint: here, how many updates it has had."""
+        Path(path).mkdir(exist_ok=True)
+        (Path(path) / "updates.txt").write_text(str(len(self.batches)))
         self.saved.append(path)
         return path
+
+    def load(self, path: str) -> None:
+        self.batches = [None] * int((Path(path) / "updates.txt").read_text())  # type: ignore[list-item]
 
 
 def _run(cfg: Config, answers: list[str], budgets: QuestionBudgets | None = None):
     prompts = [Prompt(Problem(f"p{i}", "q", a), "text", [7, i]) for i, a in enumerate(answers)]
     engines, learners = PushEngines(), FakeLearners()
-    sampler = BatchSampler(cfg, PromptStream(prompts, seed=0), engines, FakeRewards(), budgets=budgets)
+    stream = PromptStream(prompts, seed=0)
+    budgets = budgets or QuestionBudgets(QUESTION_BUDGETS.get("none"), "none", cfg.rollout.max_tokens)
+    sampler = BatchSampler(cfg, stream, engines, FakeRewards(), budgets=budgets)
     with RunDir(cfg) as run:
-        result = train(cfg, run, sampler, learners, pad_id=2, model_path="unused")
+        result = train(cfg, run, Parts(engines, stream, budgets, sampler, learners), pad_id=2, model_path="unused")
     rows = [json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines()]
     return result, run, engines, learners, rows
 
@@ -78,8 +89,6 @@ def _overrides(tmp_path, **kw):
 
 
 def test_grpo_palu_loop_updates_pushes_logs_and_checkpoints_with_budgets(tmp_path, capsys):
-    from lenrl.algos import QUESTION_BUDGETS
-
     cfg = load_config("palu", None, _overrides(tmp_path))
     budgets = QuestionBudgets(QUESTION_BUDGETS.bind("palu", {}), "palu", 8)
     result, run, engines, learners, rows = _run(cfg, ["mixed", "mixed"], budgets)
@@ -103,7 +112,9 @@ def test_grpo_palu_loop_updates_pushes_logs_and_checkpoints_with_budgets(tmp_pat
     assert "step 2/2" in capsys.readouterr().out
 
     assert run.committed and result.steps == 2 and result.weight_version == 2
-    assert result.checkpoint == str(run.path / "checkpoint") == learners.saved[0]
+    assert result.checkpoint == str(run.path / "checkpoint") and checkpoint.latest(run.path) == run.path / "checkpoint"
+    assert learners.saved == [str(run.path / ".checkpoint.tmp")]  # assembled beside, then renamed into place
+    assert not (run.path / "checkpoints").exists()  # output.checkpoint_every=0: the final one only
     # pass rate 1/3 < 0.8 on each visit: both questions stay at L_max; the state is saved twice
     for where in (run.path, Path(result.checkpoint)):
         assert json.loads((where / STATE_FILE).read_text())["budgets"] == {"p0": 8, "p1": 8}
