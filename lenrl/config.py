@@ -279,11 +279,17 @@ class OutputConfig:
     and one on SIGTERM/SIGINT"""
     keep_last: int = 2
     """periodic checkpoints kept (older ones are deleted once a newer one is complete)"""
+    wandb_project: str | None = None
+    """log to Weights & Biases under this project (needs `pip install wandb`); None: JSONL and TensorBoard only"""
+    wandb_mode: str = "online"
+    """online | offline (written under <run>/wandb, `wandb sync` uploads it later; needs no network)"""
 
     def __post_init__(self) -> None:
         if self.checkpoint_every < 0:
             _fail("output.checkpoint_every", f"must be >= 0, got {self.checkpoint_every}")
         _positive("output.keep_last", self.keep_last)
+        if self.wandb_mode not in ("online", "offline"):
+            _fail("output.wandb_mode", f"must be online or offline, got {self.wandb_mode!r}")
 
 
 @dataclass(frozen=True)

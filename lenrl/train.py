@@ -21,6 +21,7 @@ import argparse
 import functools
 import logging
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -93,16 +94,31 @@ def init_ray(address: str | None, cpus_needed: float) -> bool:
     return not address
 
 
-def run(cfg: Config) -> int:
+@dataclass(frozen=True)
+class Setup:
+    """Everything checked and loaded before Ray starts."""
+
+    run_dir: Any  # RunDir
+    model_path: str
+    tokenizer: Any
+    render: Any  # PromptRenderer
+    prompts: list
+    periodic: Any  # PeriodicEval | None
+
+
+def setup(cfg: Config) -> Setup:
+    """Every input check that can fail, in order of cost: run directory, data, model, prompts, evaluation."""
     from transformers import AutoTokenizer
 
     from lenrl.data.prompts import PromptRenderer
-    from lenrl.data.stream import PromptStream
     from lenrl.model.embedded import resolve_model
-    from lenrl.reward_runner import RewardRunner
     from lenrl.trainer.rundir import RunDir
 
-    run_dir = RunDir(cfg)  # refuses an existing run directory (or finds the checkpoint to resume) before Ray
+    run_dir = RunDir(cfg)  # refuses an existing run directory (or finds the checkpoint to resume)
+    if cfg.output.wandb_project:
+        from lenrl.trainer.metrics import check_wandb
+
+        check_wandb()
     problems = load_data(cfg)  # before the model: a data error costs no model load
     model_path = resolve_model(cfg.model.name)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
@@ -112,11 +128,18 @@ def run(cfg: Config) -> int:
     prompts = render(problems, cfg.rollout.max_tokens)
     print(f"lenrl: {len(prompts)} prompts from {d.source}; model {cfg.model.name}", flush=True)
     periodic = None
-    if cfg.eval.every:  # its benchmarks and lengths are checked here, before Ray
+    if cfg.eval.every:  # its benchmarks and lengths are checked here
         from lenrl.trainer.evaluation import PeriodicEval
 
         periodic = PeriodicEval(cfg, tokenizer)
+    return Setup(run_dir, model_path, tokenizer, render, prompts, periodic)
 
+
+def run(cfg: Config) -> int:
+    from lenrl.data.stream import PromptStream
+    from lenrl.reward_runner import RewardRunner
+
+    s = setup(cfg)
     started = start_ray(cfg)
     try:
         from lenrl.trainer.loop import Parts, train
@@ -127,18 +150,19 @@ def run(cfg: Config) -> int:
             cfg.rewards, grader=cfg.grader, thinking=cfg.model.thinking, num_workers=t.reward_workers,
             timeout_s=t.reward_timeout_s, on_error=t.reward_on_error,
         )  # fmt: skip
-        engines, learners = build_actors(cfg, model_path)
-        with rewards, run_dir:
-            print(f"lenrl: run directory {run_dir.path.resolve()}", flush=True)
-            stream, budgets = PromptStream(prompts, cfg.train.seed), question_budgets(cfg, model_path)
-            sampler = BatchSampler(cfg, stream, engines, rewards, render=render, budgets=budgets)
-            evaluate = None if periodic is None else functools.partial(periodic, engines=engines, run_dir=run_dir.path)
+        engines, learners = build_actors(cfg, s.model_path)
+        with rewards, s.run_dir:
+            print(f"lenrl: run directory {s.run_dir.path}", flush=True)
+            stream, budgets = PromptStream(s.prompts, cfg.train.seed), question_budgets(cfg, s.model_path)
+            sampler = BatchSampler(cfg, stream, engines, rewards, render=s.render, budgets=budgets)
+            evaluate = s.periodic and functools.partial(s.periodic, engines=engines, run_dir=s.run_dir.path)
+            tok = s.tokenizer
             result = train(
                 cfg,
-                run_dir,
+                s.run_dir,
                 Parts(engines, stream, budgets, sampler, learners, evaluate),
-                pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
-                model_path=model_path,
+                pad_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
+                model_path=s.model_path,
             )
     finally:
         if started:
@@ -149,7 +173,7 @@ def run(cfg: Config) -> int:
 
     print(f"lenrl: done, {result.steps} steps, weight version {result.weight_version}")
     print(f"lenrl: training curves {write_run_plots(Path(result.run_dir))}")
-    print(f"lenrl: outputs in {Path(result.run_dir).resolve()} (config.yaml, metrics.jsonl, tensorboard/, checkpoint/)")
+    print(f"lenrl: outputs in {result.run_dir} (config.yaml, metrics.jsonl, tensorboard/, checkpoint/)")
     if result.checkpoint:
         print(f"lenrl: evaluate it with: lenrl eval --model {result.checkpoint} {_eval_hint(cfg)}")
     return 0
@@ -201,7 +225,7 @@ def build_actors(cfg: Config, model_path: str):  # -> tuple[RolloutGroup, Learne
 
     from lenrl.rollout.vllm_engine import VLLMEngine, engine_actor_env
     from lenrl.trainer.learner import Learner
-    from lenrl.workers.groups import LearnerGroup, RolloutGroup
+    from lenrl.workers.groups import LearnerGroup, RolloutGroup, place_learners
 
     r = cfg.ray
     # A dead engine is restarted by Ray (its constructor runs again: the starting model); RolloutGroup gives
@@ -214,8 +238,9 @@ def build_actors(cfg: Config, model_path: str):  # -> tuple[RolloutGroup, Learne
         engine_cls.remote(model_path, cfg.rollout, dtype=cfg.model.dtype, seed=cfg.train.seed + i)
         for i in range(r.rollout_workers)
     ]
+    placed = place_learners(r.learners, r.cpus_per_learner, r.gpus_per_learner)
     learners: list[Any] = [
-        learner_cls.remote(
+        learner_cls.options(**placed[i]).remote(
             model_path,
             cfg.algo,
             cfg.train,
@@ -224,7 +249,7 @@ def build_actors(cfg: Config, model_path: str):  # -> tuple[RolloutGroup, Learne
             max_len=cfg.rollout.max_tokens,
             lora=cfg.model.lora,
         )
-        for _ in range(r.learners)
+        for i in range(r.learners)
     ]
     ray.get([e.__ray_ready__.remote() for e in engines + learners])
     return RolloutGroup(engines, r.engine_restarts), LearnerGroup(learners)

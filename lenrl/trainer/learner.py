@@ -8,6 +8,7 @@ KL-to-reference term; backward. Then gradients are summed across learners, clipp
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -83,9 +84,12 @@ class Learner:
             # Ray sets OMP_NUM_THREADS=1 in actors with one CPU; rollouts and updates alternate and never
             # overlap, so the learner may use every core while it runs.
             torch.set_num_threads(os.cpu_count() or 1)
-        torch_dtype = resolve_dtype(dtype, self.device)
+        # Mixed precision: a 16-bit `dtype` is the compute dtype (autocast); the trained weights and AdamW's
+        # moments stay fp32 master copies, since bf16 weights lose small updates (lr x grad below bf16's
+        # ~3 significant digits of the weight). The frozen reference is stored in the compute dtype.
+        self.compute_dtype = resolve_dtype(dtype, self.device)
         torch.manual_seed(train.seed)
-        self.model: Any = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype)
+        self.model: Any = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
         torch.nn.Module.to(self.model, self.device)  # (transformers' typed `to` wrapper rejects a device)
         self.model.train()
         self.lora = lora is not None and lora.rank > 0
@@ -93,7 +97,7 @@ class Learner:
         if self.lora:
             self.model = lora_adapters.wrap(self.model, cast(LoraSettings, lora))
         elif algo.kl_coef > 0:
-            self.ref = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype)
+            self.ref = AutoModelForCausalLM.from_pretrained(model_path, dtype=self.compute_dtype)
             torch.nn.Module.to(self.ref, self.device).eval()
             self.ref.requires_grad_(False)
         trainable = [p for p in self.model.parameters() if p.requires_grad]
@@ -151,12 +155,14 @@ class Learner:
 
     @torch.no_grad()
     def _old_logprobs(self, shard: TrainBatch) -> list[torch.Tensor]:
-        return [response_logprobs(self.model, m, temperature=self.temperature)[0] for m in self._micro(shard)]
+        with self._autocast():
+            return [response_logprobs(self.model, m, temperature=self.temperature)[0] for m in self._micro(shard)]
 
     def _micro_step(
         self, mb: TrainBatch, old_BT: torch.Tensor | None, mbatch: MiniBatch, *, want_stats: bool
     ) -> dict[str, float]:
-        logp_BT, ent_BT = response_logprobs(self.model, mb, temperature=self.temperature, with_entropy=want_stats)
+        with self._autocast():
+            logp_BT, ent_BT = response_logprobs(self.model, mb, temperature=self.temperature, with_entropy=want_stats)
         mask_BT = mb.response_mask_BT.to(logp_BT.device)
         old_BT = logp_BT.detach() if old_BT is None else old_BT
         counts = {"num_tokens": mbatch.num_tokens, "num_seqs": mbatch.num_seqs, "max_len": self.max_len}
@@ -217,18 +223,28 @@ class Learner:
     def join_group(self, rank: int, world: int, addr: str, port: int) -> None:
         join_process_group(rank, world, addr, port)
 
+    def _autocast(self) -> Any:
+        """The forward passes' precision: fp32 as is, a 16-bit compute dtype through autocast."""
+        if self.compute_dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.compute_dtype)
+
     @torch.no_grad()
     def _ref_logprobs(self, mb: TrainBatch) -> torch.Tensor:
-        if self.ref is not None:
-            return response_logprobs(self.ref, mb, temperature=self.temperature)[0]
-        with self.model.disable_adapter():  # LoRA: the base weights are the reference
-            return response_logprobs(self.model, mb, temperature=self.temperature)[0]
+        with self._autocast():
+            if self.ref is not None:
+                return response_logprobs(self.ref, mb, temperature=self.temperature)[0]
+            with self.model.disable_adapter():  # LoRA: the base weights are the reference
+                return response_logprobs(self.model, mb, temperature=self.temperature)[0]
 
     def weights(self) -> dict[str, torch.Tensor]:
         """Named parameters in HF naming, on CPU, for the rollout engines (merged, under LoRA)."""
+        # in the compute dtype, which the engines run in (half the bytes of the fp32 masters under bf16)
         if self.lora:
-            return lora_adapters.merged_state_dict(self.model)
-        return {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+            named = lora_adapters.merged_state_dict(self.model)
+        else:
+            named = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+        return {k: v.to(self.compute_dtype) for k, v in named.items()}
 
     def save(self, path: str, tokenizer_src: str) -> str:
         """Write the learner's half of a checkpoint into directory `path`: the HF model and tokenizer, and
@@ -256,7 +272,7 @@ class Learner:
         if self.lora:
             lora_adapters.load_adapter(self.model, Path(path))
         else:
-            saved = AutoModelForCausalLM.from_pretrained(path, dtype=next(self.model.parameters()).dtype)
+            saved = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
             self.model.load_state_dict(saved.state_dict())
             del saved
         state = torch.load(Path(path) / LEARNER_STATE_FILE, map_location=self.device, weights_only=False)

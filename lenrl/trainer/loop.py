@@ -40,7 +40,7 @@ from lenrl.trainer.batch import build_train_batch
 from lenrl.trainer.checkpoint import TrainerState
 from lenrl.trainer.learner import LearnerStats
 from lenrl.trainer.lr_schedule import lr_factor
-from lenrl.trainer.metrics import MetricsLogger, learner_metrics
+from lenrl.trainer.metrics import MetricsLogger, WandbRun, learner_metrics
 from lenrl.trainer.question_budgets import QuestionBudgets
 from lenrl.trainer.rundir import RunDir
 from lenrl.trainer.sampling import BatchSampler, SampledBatch
@@ -78,6 +78,7 @@ def train(cfg: Config, run: RunDir, parts: Parts, *, pad_id: int, model_path: st
         cfg.train.steps,
         tensorboard=cfg.output.tensorboard,
         resume_at=None if start is None else (start.step, start.metrics_lines),
+        wandb=WandbRun(o.wandb_project, o.wandb_mode, cfg.to_dict()) if (o := cfg.output).wandb_project else None,
     )
     state = start or snapshot(0, 0, logger, parts, cfg.train.lr * lr_factor_at(cfg, 1))
     saved_at = state.step if start is not None else -1  # the step of the newest checkpoint on disk

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 import torch
 
+from lenrl.errors import LenrlError
 from lenrl.files import atomic_write
 from lenrl.records import GenerationStats, RolloutBatch
 from lenrl.trainer.learner import LearnerStats
@@ -76,6 +79,7 @@ class MetricsLogger:
         tensorboard: bool,
         out: TextIO | None = None,
         resume_at: tuple[int, int] | None = None,
+        wandb: WandbRun | None = None,
     ):
         self.path = run_dir / "metrics.jsonl"
         self.lines, self.first_step = 0, 1
@@ -92,16 +96,19 @@ class MetricsLogger:
 
             purge = self.first_step if resume_at is not None else None
             self.tb = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge)
+        self.wandb = wandb.start(run_dir) if wandb is not None else None
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
         self.file.write(json.dumps({"step": step, **metrics}, allow_nan=True) + "\n")
         self.file.flush()
         self.lines += 1
+        scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)}
         if self.tb is not None:
-            for k, v in metrics.items():
-                if isinstance(v, (int, float)) and not math.isnan(v):
-                    self.tb.add_scalar(k, v, step)
+            for k, v in scalars.items():
+                self.tb.add_scalar(k, v, step)
             self.tb.flush()
+        if self.wandb is not None:
+            self.wandb.log(scalars, step=step)
         elapsed = time.perf_counter() - self.t0
         eta = elapsed / (step - self.first_step + 1) * (self.total - step)
         m = metrics
@@ -118,6 +125,42 @@ class MetricsLogger:
         self.file.close()
         if self.tb is not None:
             self.tb.close()
+        if self.wandb is not None:
+            self.wandb.finish()
+
+
+def check_wandb() -> None:
+    """Fail in one line, before anything starts, when W&B logging is asked for but wandb is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec("wandb") is None:
+        raise LenrlError("output.wandb_project is set but wandb is not installed: pip install wandb")
+
+
+@dataclass(frozen=True)
+class WandbRun:
+    """Weights & Biases logging of one run (`output.wandb_project`). The W&B run id is the run directory's
+    name, so a resumed run continues the same W&B run (W&B keeps the steps it already had: the resumed
+    steps up to its last one are not replaced there, unlike in metrics.jsonl and TensorBoard)."""
+
+    project: str
+    mode: str
+    config: dict[str, Any]
+
+    def start(self, run_dir: Path) -> Any:
+        check_wandb()
+        import wandb
+
+        mode: Any = self.mode  # online | offline, checked by the config
+        return wandb.init(
+            project=self.project,
+            name=run_dir.name,
+            id=re.sub(r"[^A-Za-z0-9_-]", "-", run_dir.name),
+            dir=str(run_dir),
+            mode=mode,
+            config=self.config,
+            resume="allow",
+        )
 
 
 def _hms(s: float) -> str:

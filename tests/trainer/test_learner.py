@@ -180,3 +180,24 @@ def test_lora_trains_only_the_adapters_and_ships_merged_weights(tiny_model_dir, 
     fresh.load(str(tmp_path / "ckpt"))
     for (k, v), w in zip(learner.model.state_dict().items(), fresh.model.state_dict().values(), strict=True):
         assert torch.equal(v, w), k
+
+
+def test_bf16_compute_keeps_fp32_master_weights(tiny_model_dir):
+    """dtype=bfloat16 (the GPU default): forward passes run under autocast in bf16, the trained weights and
+    AdamW's moments stay fp32, the reference is stored in bf16, and the engines get bf16 weights. Same code
+    on CPU (autocast supports bf16 there), only slower."""
+    learner = Learner(
+        str(tiny_model_dir), AlgoConfig(kl_coef=0.1), TrainConfig(lr=1e-2), dtype="bfloat16", temperature=1.0,
+        max_len=16,
+    )  # fmt: skip
+    b = build_train_batch(_rollouts(), torch.tensor([1.0, -1.0, 1.0, -1.0]), pad_id=2)
+    before, _ = response_logprobs(learner.model, b, temperature=1.0)
+    stats = learner.update([MiniBatch.whole(b)])
+    after, _ = response_logprobs(learner.model, b, temperature=1.0)
+    assert all(p.dtype == torch.float32 for p in learner.model.parameters())
+    assert all(v.dtype == torch.float32 for s in learner.opt.state.values() for v in s.values() if v.dim() > 0)
+    assert next(learner.ref.parameters()).dtype == torch.bfloat16
+    assert {v.dtype for v in learner.weights().values()} == {torch.bfloat16}
+    m = b.response_mask_BT
+    delta = ((after - before) * m).sum(1) / m.sum(1)
+    assert delta[0] > 0 and delta[2] > 0 and delta[1] < 0 and delta[3] < 0 and stats.kl_ref >= 0

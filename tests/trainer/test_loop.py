@@ -144,3 +144,18 @@ def test_dler_loop_trains_on_kept_groups_only_and_skips_a_step_with_none(tmp_pat
     assert [r["sample/short_groups"] for r in rows] == [1, 2]
     assert rows[0]["actor/loss"] == 0.25 and math.isnan(rows[1]["actor/loss"])
     assert rows[1]["len/mean"] == 2.0 and rows[1]["reward/accuracy"] == 0.0  # what was drawn is still logged
+
+
+def test_wandb_offline_logs_every_step_without_a_network(tmp_path, monkeypatch):
+    """output.wandb_project with wandb_mode=offline: the run's W&B record log is written under <run>/wandb
+    (for `wandb sync`) with the metrics of metrics.jsonl."""
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    over = {"output.wandb_project": "lenrl-test", "output.wandb_mode": "offline", "algo.kl_coef": 0.0}
+    cfg = load_config("grpo", None, _overrides(tmp_path, **over))
+    _, run, _, _, rows = _run(cfg, ["mixed", "mixed"])
+    [offline] = (run.path / "wandb").glob("offline-run-*")
+    [history] = offline.glob("*.wandb")
+    assert len(rows) == 2
+    data = history.read_bytes()  # W&B's record log: metric names are stored as plain strings
+    assert all(key.encode() in data for key in ("len/mean", "reward/accuracy", "actor/loss", "train/lr"))

@@ -39,8 +39,9 @@ def test_rollout_metrics_by_hand():
 
 def test_learner_metrics_map_every_field_and_are_nan_without_an_update():
     s = LearnerStats(
-        loss=0.5, kl_ref=0.01, entropy=2.0, clipfrac=0.1, grad_norm=3.0, logp_gap=1e-6, tokens=9, seconds=4.0
-    )
+        loss=0.5, kl_ref=0.01, entropy=2.0, clipfrac=0.1, grad_norm=3.0, logp_gap=1e-6, tokens=9, seconds=4.0,
+        nonfinite_skipped=1,
+    )  # fmt: skip
     assert learner_metrics(s) == {
         "actor/loss": 0.5,
         "actor/kl_ref": 0.01,
@@ -49,6 +50,7 @@ def test_learner_metrics_map_every_field_and_are_nan_without_an_update():
         "actor/grad_norm": 3.0,
         "sync/logp_abs_gap": 1e-6,
         "time/update_s": 4.0,
+        "actor/nonfinite_skipped": 1,
     }
     skipped = learner_metrics(None)
     assert list(skipped) == list(LEARNER_KEYS) and all(math.isnan(v) for v in skipped.values())

@@ -34,8 +34,9 @@ def test_split_groups_with_fewer_groups_than_parts_gives_one_group_each_then_emp
 def test_two_learners_update_like_one(tiny_model_dir):
     import ray
 
+    from lenrl.errors import LenrlError
     from lenrl.trainer.learner import Learner
-    from lenrl.workers.groups import LearnerGroup
+    from lenrl.workers.groups import LearnerGroup, place_learners
 
     rollouts = []
     for g in range(4):
@@ -50,7 +51,11 @@ def test_two_learners_update_like_one(tiny_model_dir):
         cls = ray.remote(num_cpus=1)(Learner)
         kw = {"dtype": "float32", "temperature": 1.0, "max_len": 8}
         one = LearnerGroup([cls.remote(str(tiny_model_dir), algo, train, **kw)])
-        two = LearnerGroup([cls.remote(str(tiny_model_dir), algo, train, **kw) for _ in range(2)])
+        # the two data-parallel learners go through the placement group the driver uses
+        placed = place_learners(2, cpus=1, gpus=0)
+        two = LearnerGroup([cls.options(**o).remote(str(tiny_model_dir), algo, train, **kw) for o in placed])
+        with pytest.raises(LenrlError, match=r"cannot place 1 learner\(s\) with \{'CPU': 1, 'GPU': 1\}"):
+            place_learners(1, cpus=1, gpus=1, timeout_s=2)
         s1, s2 = one.update(batch, mini_batches=2), two.update(batch, mini_batches=2)
         w1, w2 = ray.get(one.weights()), ray.get(two.weights())
         # a short batch (dynamic sampling ran out of draws): one group for two learners, one shard empty
