@@ -14,6 +14,7 @@ def main(argv: list[str] | None = None) -> int:
             "       lenrl eval --model PATH --benchmarks math500,gsm8k [--budgets 64,128] [...] (lenrl eval -h)\n"
             "       lenrl compare DIR [DIR ...] --out DEST\n"
             "       lenrl plot RUN_DIR [RUN_DIR ...] [--out FILE]   (training curves)\n"
+            "       lenrl merge --base B --tuned T --out DIR [--keep 0.25 --scale 0.7]   (DLER weight merging)\n"
             "       lenrl algos\n"
             "       lenrl testbed build [NAME] [key=value ...]   (the length-control testbed reasoner)\n"
             "       lenrl testbed compare [NAME] [--out DIR] [...] (lenrl testbed compare -h)"
@@ -36,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         from lenrl.trainer.plots import plot_main
 
         return plot_main(rest)
+    if cmd == "merge":
+        from lenrl.edit.merge_cli import merge_main
+
+        return merge_main(rest)
     if cmd == "algos":
         from lenrl.catalog import markdown
 
@@ -43,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if cmd == "testbed":
         return testbed(rest)
-    known = "train, eval, compare, plot, algos, testbed"
+    known = "train, eval, compare, plot, merge, algos, testbed"
     print(f"lenrl: error: unknown command {cmd!r}; available: {known}", file=sys.stderr)
     return 2
 
