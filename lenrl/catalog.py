@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from lenrl.axes import AXES
-from lenrl.config import CONFIG_DIR, available_algos, read_yaml
+from lenrl.config import CONFIG_DIR, available_algos
 from lenrl.registry import Registry
+from lenrl.yaml_tree import read_yaml
 
 
 def _summary(fn: object) -> str:

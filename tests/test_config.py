@@ -7,9 +7,10 @@ import pytest
 import yaml
 
 from lenrl.axes import AXES, specs_at
-from lenrl.config import CONFIG_DIR, Config, _build, available_algos, load_config, read_yaml
+from lenrl.config import CONFIG_DIR, Config, available_algos, load_config
 from lenrl.config_checks import load_checked_config
 from lenrl.errors import LenrlError
+from lenrl.yaml_tree import build_dataclass, read_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 LEAF_BUDGET = 80  # docs/design.md §4.4: raise on purpose, not by drift
@@ -57,23 +58,24 @@ def test_base_yaml_is_the_dataclass_defaults_field_by_field():
     defaults = Config()
     assert set(_leaves(base)) == set(_leaves(defaults.to_dict())) - {"algo_name"}
     assert "model.thinking" in set(_leaves(base)) and "grader" in set(_leaves(base))
-    from_yaml = _build(Config, {**base, "algo_name": "grpo"}, "")
+    from_yaml = build_dataclass(Config, {**base, "algo_name": "grpo"}, "")
     assert _effective(from_yaml) == _effective(defaults)
 
 
-def test_config_module_imports_only_the_errors_module():
-    """config.py is the schema and loader: no lenrl import but lenrl.errors (no cycle with the checks)."""
+def test_config_module_imports_only_the_errors_and_yaml_modules():
+    """config.py is the schema and loader: no lenrl import but lenrl.errors and the generic YAML reader (no
+    cycle with the checks)."""
     import ast
 
     tree = ast.parse((REPO / "lenrl" / "config.py").read_text())
     mods = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     mods |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    assert {m for m in mods if m and m.startswith("lenrl")} == {"lenrl.errors"}
+    assert {m for m in mods if m and m.startswith("lenrl")} == {"lenrl.errors", "lenrl.yaml_tree"}
     import subprocess
 
     code = "import sys, lenrl.config; print(sorted(m for m in sys.modules if m.startswith('lenrl')))"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['lenrl', 'lenrl.config', 'lenrl.errors']"
+    assert out.strip() == "['lenrl', 'lenrl.config', 'lenrl.errors', 'lenrl.yaml_tree']"
 
 
 def test_budget_at_lives_with_the_schedules():
