@@ -164,7 +164,8 @@ def run(args: argparse.Namespace) -> int:
             import ray
 
             ray.shutdown()
-    from lenrl.eval.report import write_comparison, write_report
+    from lenrl.eval.comparison import write_comparison
+    from lenrl.eval.report import write_report
 
     for d in dirs:
         print(f"lenrl eval: report {write_report(d)}")
@@ -179,12 +180,13 @@ def check_before_ray(args: argparse.Namespace, models: list[str], names: list[st
     directories that hold another evaluation."""
     from lenrl.config import RewardSpec
     from lenrl.config_checks import check_grader, check_reward
+    from lenrl.eval.session import grader_spec
 
     for m in models:
         _check_model(m)
     budgets = [*settings.budgets, settings.max_tokens]
     check_reward(RewardSpec(args.reward), "--reward", budgets=budgets, thinking=args.thinking)
-    for bench in names:  # the specs `_evaluate` grades with
+    for bench in names:  # the specs `Graders` grades with
         check_grader(grader_spec(args, bench), "--grader", thinking=args.thinking)
     record = json.loads(json.dumps(settings.record()))  # as settings.json holds it
     for d in dirs:
@@ -239,98 +241,32 @@ def _check_resumable(path: Path, record: dict) -> None:
 def evaluate_model(model: str, label: str, out: Path, problems: dict, settings, args, baseline: dict | None) -> None:
     from transformers import AutoTokenizer
 
+    from lenrl.eval.session import Graders, benchmark_meta, context_length, eval_prompts, start_engines
     from lenrl.model.embedded import resolve_model
 
     model_path = resolve_model(model)
     tok = AutoTokenizer.from_pretrained(model_path)
-    prompts = {b: _prompts(ps, tok, settings) for b, ps in problems.items()}  # too-long prompts fail here
-    force_len = len(tok(settings.forcing, add_special_tokens=False)["input_ids"])
-    longest = max(len(p.token_ids) for ps in prompts.values() for p in ps)
-    ctx = longest + settings.max_tokens + (force_len + settings.force_tokens if settings.budgets else 0)
-    engines, actors = _engines(model_path, settings, ctx, args)
+    prompts = {b: eval_prompts(ps, tok, settings) for b, ps in problems.items()}  # too-long prompts fail here
+    ctx = context_length(tok, [p for ps in prompts.values() for p in ps], settings)
+    engines, actors = start_engines(model_path, settings, ctx, workers=args.workers, dtype=args.dtype)
     try:
-        for bench, ps in prompts.items():
-            summary = _evaluate(bench, ps, engines, tok, settings, out / bench, model, label, args, baseline)
-            # NaN / Infinity as Python writes them; report.py reads them back
-            atomic_write(out / bench / "summary.json", json.dumps(summary, indent=1))
-            acc, length = summary["accuracy"]["avg@k"], summary["length"]["all"]["mean"]
-            print(
-                f"lenrl eval: {label} {bench}: avg@{settings.n} {acc:.3f}, mean length {length:.1f} tokens", flush=True
-            )
+        with Graders(args) as graders:
+            for bench, ps in prompts.items():
+                meta = benchmark_meta(label, model, bench, args.data_map)
+                base = (baseline or {}).get(bench)
+                summary = graders.evaluate(bench, ps, engines, tok, settings, out / bench, meta, base)
+                # NaN / Infinity as Python writes them; report.py reads them back
+                atomic_write(out / bench / "summary.json", json.dumps(summary, indent=1))
+                acc, length = summary["accuracy"]["avg@k"], summary["length"]["all"]["mean"]
+                print(
+                    f"lenrl eval: {label} {bench}: avg@{settings.n} {acc:.3f}, mean length {length:.1f} tokens",
+                    flush=True,
+                )
     finally:
         import ray
 
         for a in actors:
             ray.kill(a)
-
-
-def grader_spec(args: argparse.Namespace, bench: str):  # -> FnSpec
-    """The grader of `bench`: `--grader` with, for the math grader, the benchmark's fallback (GSM8K: the
-    last number, docs/algorithms.md §11.2) unless `--fallback` says otherwise."""
-    from lenrl.config import FnSpec
-    from lenrl.eval.benchmarks import reward_params
-
-    params = reward_params(bench) if args.grader == "math" else {}
-    if args.fallback is not None:
-        params["fallback"] = args.fallback
-    return FnSpec(args.grader, params)
-
-
-def _evaluate(bench, prompts, engines, tok, settings, out: Path, model, label, args, baseline):
-    from lenrl.config import RewardSpec
-    from lenrl.eval.runner import BenchmarkEval
-    from lenrl.reward_runner import RewardRunner
-    from rewards.math_correct import extract_answer, normalize
-
-    grader = grader_spec(args, bench)
-    fallback = grader.params.get("fallback", "none")
-
-    def extract(text: str) -> str | None:  # majority voting: the math grader's extraction rule
-        a = extract_answer(text, fallback=fallback, thinking=args.thinking)
-        return None if a is None else normalize(a)
-
-    base = (baseline or {}).get(bench)
-    with RewardRunner([RewardSpec(args.reward)], grader=grader, thinking=args.thinking, num_workers=2) as rewards:
-        ev = BenchmarkEval(engines, rewards, tok, settings, extract)
-        meta = {
-            "label": label,
-            "model": model,
-            "benchmark": bench,
-            "data": args.data_map.get(bench) or _hf_source(bench),
-        }
-        return ev.run(prompts, out, meta=meta, aes_base=base)
-
-
-def _prompts(problems, tok, settings):
-    from lenrl.data.prompts import PromptRenderer
-    from lenrl.records import Prompt
-
-    ps = PromptRenderer(tok, settings.instruction, settings.max_prompt_tokens, settings.system_prompt)(problems)
-    if not settings.think_prefix:
-        return ps
-    extra = tok(settings.think_prefix, add_special_tokens=False)["input_ids"]
-    return [Prompt(p.problem, p.text + settings.think_prefix, p.token_ids + extra) for p in ps]
-
-
-def _engines(model_path: str, settings, ctx: int, args):  # -> (RolloutGroup, actors)
-    import ray
-
-    from lenrl.config import RolloutConfig
-    from lenrl.rollout.vllm_engine import VLLMEngine, engine_actor_env
-    from lenrl.workers.groups import RolloutGroup
-
-    cfg = RolloutConfig(
-        n=settings.n,
-        max_tokens=settings.max_tokens,
-        temperature=settings.temperature,
-        top_p=settings.top_p,
-        max_model_len=ctx,
-    )
-    # every engine gets the same seed: per-request seeds then do not depend on the number of workers
-    cls = ray.remote(num_cpus=1)(VLLMEngine).options(runtime_env={"env_vars": engine_actor_env()})
-    actors: list[Any] = [cls.remote(model_path, cfg, dtype=args.dtype, seed=settings.seed) for _ in range(args.workers)]
-    ray.get([a.__ray_ready__.remote() for a in actors])
-    return RolloutGroup(actors), actors
 
 
 def _baseline(path: str) -> dict[str, dict]:
@@ -345,13 +281,6 @@ def _baseline(path: str) -> dict[str, dict]:
     return out
 
 
-def _hf_source(bench: str) -> str | None:
-    from lenrl.eval.benchmarks import BENCHMARKS
-
-    b = BENCHMARKS.get(bench)
-    return f"{b.hf_id}[{b.split}]" if b else None
-
-
 def _default_label(model: str) -> str:
     return model.split(":", 1)[1] if model.startswith("embedded:") else Path(model.rstrip("/")).name
 
@@ -361,7 +290,7 @@ def compare_main(argv: list[str]) -> int:
     p.add_argument("dirs", nargs="+", help="evaluation output directories; the first is the AES baseline")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
-    from lenrl.eval.report import write_comparison
+    from lenrl.eval.comparison import write_comparison
 
     def compare() -> int:
         print(f"lenrl compare: {write_comparison(args.dirs, args.out)}")

@@ -165,6 +165,8 @@ def run(cfg: Config) -> int:
                 model_path=s.model_path,
             )
     finally:
+        if s.periodic:
+            s.periodic.close()
         if started:
             import ray
 

@@ -58,43 +58,41 @@ def default_args(cfg: Config) -> str:
 
 
 class PeriodicEval:
-    """Loaded and checked at setup; `__call__(step, engines, run_dir)` evaluates once."""
+    """Loaded and checked at setup; `__call__(step, engines, run_dir)` evaluates once; `close` stops the
+    graders (kept between evaluations)."""
 
     def __init__(self, cfg: Config, tokenizer: Any):
         from lenrl.eval.benchmarks import load_benchmark
-        from lenrl.evaluate import _prompts, settings_from, with_targets
+        from lenrl.eval.session import Graders, context_length, eval_prompts
+        from lenrl.evaluate import settings_from, with_targets
 
         self.args = eval_args(cfg)
-        self.settings = settings_from(self.args)
+        self.settings = s = settings_from(self.args)
         self.tok = tokenizer
         names = [b.strip() for b in self.args.benchmarks.split(",") if b.strip()]
         self.prompts = {
-            b: _prompts(
-                with_targets(load_benchmark(b, self.args.data_map.get(b), limit=self.args.limit), self.settings),
-                tokenizer,
-                self.settings,
+            b: eval_prompts(
+                with_targets(load_benchmark(b, self.args.data_map.get(b), limit=self.args.limit), s), tokenizer, s
             )
             for b in names
         }
-        s = self.settings
-        force = len(tokenizer(s.forcing, add_special_tokens=False)["input_ids"]) + s.force_tokens if s.budgets else 0
-        longest = max(len(p.token_ids) for ps in self.prompts.values() for p in ps)
-        if longest + s.max_tokens + force > cfg.rollout.max_model_len:
+        ctx = context_length(tokenizer, [p for ps in self.prompts.values() for p in ps], s)
+        if ctx > cfg.rollout.max_model_len:
             raise LenrlError(
-                f"eval.args: the longest prompt ({longest} tokens) + --max-tokens {s.max_tokens}"
-                f"{f' + forcing {force}' if force else ''} exceed rollout.max_model_len {cfg.rollout.max_model_len}"
+                f"eval.args: the longest prompt + --max-tokens {s.max_tokens}"
+                f"{' + the forced answer' if s.budgets else ''} ({ctx} tokens) exceed rollout.max_model_len"
+                f" {cfg.rollout.max_model_len}"
             )
+        self.graders = Graders(self.args)
 
     def __call__(self, step: int, engines: Any, run_dir: Path) -> dict[str, float]:
-        from lenrl.evaluate import _evaluate
+        from lenrl.eval.session import benchmark_meta
 
         out = run_dir / EVALS_DIR / f"step_{step:06d}"
         metrics: dict[str, float] = {}
         for bench, ps in self.prompts.items():
-            label = f"step {step}"
-            summary = _evaluate(
-                bench, ps, engines, self.tok, self.settings, out / bench, str(run_dir), label, self.args, None
-            )
+            meta = benchmark_meta(f"step {step}", str(run_dir), bench, self.args.data_map)
+            summary = self.graders.evaluate(bench, ps, engines, self.tok, self.settings, out / bench, meta)
             atomic_write(out / bench / "summary.json", json.dumps(summary, indent=1))
             length = summary["length"]["all"]
             metrics.update(
@@ -106,3 +104,6 @@ class PeriodicEval:
                 }
             )
         return metrics
+
+    def close(self) -> None:
+        self.graders.close()

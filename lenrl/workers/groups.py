@@ -25,7 +25,8 @@ from lenrl.records import GenerationRequest, GenerationStats, Rollout
 from lenrl.trainer.batch import TrainBatch
 from lenrl.trainer.learner import LearnerStats, MiniBatch
 
-DIED = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError)
+DIED = ray.exceptions.RayActorError
+"""a dead actor, or one being restarted (ActorUnavailableError is a subclass)"""
 Call = Callable[[ray.actor.ActorHandle], ray.ObjectRef]
 """one remote call on an engine, made again on the restarted actor when the first one died"""
 

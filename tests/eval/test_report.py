@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from lenrl.errors import LenrlError
-from lenrl.eval.report import load_results, write_comparison, write_report
+from lenrl.eval.comparison import write_comparison
+from lenrl.eval.report import load_results, write_report
 
 REPO = Path(__file__).resolve().parents[2]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
