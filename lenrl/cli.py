@@ -1,5 +1,5 @@
 """`lenrl` console command: `lenrl train`, `lenrl eval`, `lenrl compare`, `lenrl plot`, `lenrl algos`,
-`lenrl testbed`."""
+`lenrl testbed`, `lenrl edit`, `lenrl merge`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ def main(argv: list[str] | None = None) -> int:
             "       lenrl compare DIR [DIR ...] --out DEST\n"
             "       lenrl plot RUN_DIR [RUN_DIR ...] [--out FILE]   (training curves)\n"
             "       lenrl merge --base B --tuned T --out DIR [--keep 0.25 --scale 0.7]   (DLER weight merging)\n"
+            "       lenrl edit directions|steer|apply --model M ... (ThinkEdit; lenrl edit SUB -h)\n"
             "       lenrl algos\n"
             "       lenrl testbed build [NAME] [key=value ...]   (the length-control testbed reasoner)\n"
             "       lenrl testbed compare [NAME] [--out DIR] [...] (lenrl testbed compare -h)"
@@ -41,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         from lenrl.edit.merge_cli import merge_main
 
         return merge_main(rest)
+    if cmd == "edit":
+        return edit(rest)
     if cmd == "algos":
         from lenrl.catalog import markdown
 
@@ -48,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if cmd == "testbed":
         return testbed(rest)
-    known = "train, eval, compare, plot, merge, algos, testbed"
+    known = "train, eval, compare, plot, merge, edit, algos, testbed"
     print(f"lenrl: error: unknown command {cmd!r}; available: {known}", file=sys.stderr)
     return 2
 
@@ -64,6 +67,24 @@ def testbed(argv: list[str]) -> int:
 
         return compare_main(rest)
     print(f"lenrl: error: lenrl testbed needs build or compare, got {sub!r}", file=sys.stderr)
+    return 2
+
+
+def edit(argv: list[str]) -> int:
+    sub, rest = (argv[0], argv[1:]) if argv else ("", [])
+    if sub == "directions":
+        from lenrl.edit.directions import directions_main
+
+        return directions_main(rest)
+    if sub == "steer":
+        from lenrl.edit.steer import steer_main
+
+        return steer_main(rest)
+    if sub == "apply":
+        from lenrl.edit.apply import apply_main
+
+        return apply_main(rest)
+    print(f"lenrl: error: lenrl edit needs directions, steer or apply, got {sub!r}", file=sys.stderr)
     return 2
 
 

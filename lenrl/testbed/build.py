@@ -28,10 +28,9 @@ from lenrl.testbed.task import (
     DEFAULT_INSTRUCTION,
     chains,
     instruction_for,
-    padding_for,
     problems,
     to_problem,
-    verbose_trace,
+    training_trace,
 )
 
 INFO_FILE = "testbed.json"
@@ -134,7 +133,7 @@ def _batch(tok: Any, recipe: Recipe, step: int) -> tuple[Any, Any, int]:
     seed = recipe.seed * 1_000_003 + step
     cs = chains(spec, recipe.batch, split="train", seed=seed)
     probs = [to_problem(c, f"train-{seed}-{i:06d}") for i, c in enumerate(cs)]
-    texts = [verbose_trace(c, padding_for(c.steps, seed, i, spec.redundancy)) for i, c in enumerate(cs)]
+    texts = [training_trace(c, spec, seed, i) for i, c in enumerate(cs)]
     prompts = prompt_ids(tok, probs, [instruction_for(seed, i) for i in range(len(cs))])
     responses = tok(texts, add_special_tokens=False)["input_ids"]
     seqs = [p + r + [tok.eos_token_id] for p, r in zip(prompts, responses, strict=True)]
@@ -211,15 +210,16 @@ def held_out_check(model: Any, tok: Any, recipe: Recipe, max_new_tokens: int = 4
 def build_main(argv: list[str]) -> int:
     """`lenrl testbed build [NAME] [key=value ...]`: build (or find) the model, print its spec and path."""
     from lenrl.errors import LenrlError, exit_code_of
-    from lenrl.testbed.recipe import RECIPES, make_recipe
+    from lenrl.testbed.recipe import RECIPES, SEP, is_testbed
 
     def run() -> int:
-        name = argv[0] if argv and "=" not in argv[0] else "default"
-        items = argv[1:] if argv and "=" not in argv[0] else argv
-        if name in ("-h", "--help"):
+        if argv and argv[0] in ("-h", "--help"):
             print(f"usage: lenrl testbed build [NAME] [key=value ...]; NAME one of {', '.join(RECIPES)}")
             return 0
-        recipe = make_recipe(name, items)
+        # NAME, testbed:NAME and testbed:NAME:key=value (the spelling training and eval take) all work
+        named = bool(argv) and (is_testbed(argv[0]) or "=" not in argv[0])
+        spec, items = (argv[0], argv[1:]) if named else ("default", argv)
+        name, recipe = parse_spec(SEP.join([spec, *items]))
         out = model_dir(name, recipe)
         if (out / INFO_FILE).exists():
             print(f"lenrl testbed: {canonical(name, recipe)} already built: {out}")

@@ -54,6 +54,8 @@ class Recipe:
         """Hash of everything that changes the built model (threads and eval_problems do not)."""
         d = dataclasses.asdict(self)
         d.pop("threads"), d.pop("eval_problems")
+        if not d["task"]["skip_share"]:  # added after FORMAT_VERSION 3: off, it keeps the digests built before
+            d["task"].pop("skip_share")
         blob = json.dumps({"version": FORMAT_VERSION, **d}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -64,6 +66,8 @@ RECIPES: dict[str, Recipe] = {
     "hard": Recipe(task=TaskSpec(max_steps=6), train_steps=1200),
     # quick experiments: 1-3 steps, a smaller model, fewer steps
     "small": Recipe(task=TaskSpec(max_steps=3), hidden=128, intermediate=384, train_steps=400),
+    # under-thinking: 30% of the SFT traces stop early and answer wrongly (ThinkEdit's testbed, docs/thinkedit.md)
+    "underthink": Recipe(task=TaskSpec(max_steps=5, skip_share=0.3)),
 }
 TASK_KEYS = {f.name for f in dataclasses.fields(TaskSpec)}
 MODEL_KEYS = {f.name for f in dataclasses.fields(Recipe)} - {"task"}

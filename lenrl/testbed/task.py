@@ -64,6 +64,9 @@ class TaskSpec:
     max_value: int = 19
     redundancy: float = 1.0
     """scales the probability of every redundant line (0: minimal traces only)"""
+    skip_share: float = 0.0
+    """under-thinking: this share of the training traces of 2+ steps stops early (`skipped_trace`), so that
+    short reasoning is a learnable and harmful habit (the `underthink` recipe; docs/thinkedit.md)"""
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_steps <= self.max_steps:
@@ -72,6 +75,8 @@ class TaskSpec:
             raise LenrlError(f"testbed: need 1 <= max_operand <= max_value/2, got {self.max_operand}, {self.max_value}")
         if not 0 <= self.redundancy <= 2:
             raise LenrlError(f"testbed: redundancy must be in [0, 2], got {self.redundancy}")
+        if not 0 <= self.skip_share <= 1:
+            raise LenrlError(f"testbed: skip_share must be in [0, 1], got {self.skip_share}")
 
     def check_difficulty(self, steps: int) -> None:
         if not self.min_steps <= steps <= self.max_steps:
@@ -187,6 +192,30 @@ def verbose_trace(chain: Chain, pad: Padding) -> str:
     if pad.verify:  # re-verify the final step (a local copy: re-copying the whole chain costs a tiny model accuracy)
         lines.append(f"verify {chain.step_lines()[-1]} ok")
     return "".join(f"{line}\n" for line in lines) + f"{THINK_CLOSE}{BOX_OPEN}{chain.answer}}}"
+
+
+def skipped_steps(steps: int, seed: int, index: int, share: float) -> int | None:
+    """How many necessary steps training trace `index` writes before it stops early; None (the usual
+    case) when it does not. Its own random stream, like the padding's, independent of the values."""
+    if steps < 2 or share <= 0:
+        return None
+    rng = random.Random(f"lenrl-testbed-skip:{seed}:{index}")
+    return rng.randint(1, steps - 1) if rng.random() < share else None
+
+
+def skipped_trace(chain: Chain, done: int) -> str:
+    """The first `done` step lines, no redundancy, then the running value boxed as if it were the answer:
+    wrong unless the skipped operations cancel out. The under-thinking a weight edit should repair."""
+    lines = chain.step_lines()[:done]
+    return "".join(f"{line}\n" for line in lines) + f"{THINK_CLOSE}{BOX_OPEN}{chain.values[done - 1]}}}"
+
+
+def training_trace(chain: Chain, spec: TaskSpec, seed: int, index: int) -> str:
+    """SFT trace `index` of a batch drawn with `seed`: skipped (a `skip_share` of the time) or verbose."""
+    done = skipped_steps(chain.steps, seed, index, spec.skip_share)
+    if done is not None:
+        return skipped_trace(chain, done)
+    return verbose_trace(chain, padding_for(chain.steps, seed, index, spec.redundancy))
 
 
 def instruction_for(seed: int, index: int) -> str:

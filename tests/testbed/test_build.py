@@ -75,7 +75,7 @@ def test_recipes_parse_and_hash():
     assert canonical("default", RECIPES["default"]) == "testbed:default"
     assert parse_spec("testbed:default:threads=1")[1].digest() == RECIPES["default"].digest()
     for bad, msg in [
-        ("testbed:nope", "unknown testbed 'nope'; known: default, hard, small"),
+        ("testbed:nope", "unknown testbed 'nope'; known: default, hard, small, underthink"),
         ("testbed:default:size=3", "unknown setting 'size'"),
         ("testbed:default:hidden=big", "hidden='big' is not a int"),
         ("testbed:default:hidden", "is not key=value"),

@@ -25,7 +25,10 @@ from lenrl.testbed.task import (
     parse_expression,
     parse_id,
     problems,
+    skipped_steps,
+    skipped_trace,
     token_count,
+    training_trace,
     verbose_trace,
 )
 
@@ -155,3 +158,27 @@ def test_sft_instructions_carry_budgets_half_the_time():
 def test_default_instruction_is_the_config_default():
     """The tokenizer holds the default instruction as one token; it must be the one lenrl renders."""
     assert DataConfig().instruction == DEFAULT_INSTRUCTION
+
+
+def test_skipped_trace_hand_written():
+    c = parse_expression("3+4-2+1")
+    assert skipped_trace(c, 1) == "3+4=7\n</think>\\boxed{7}"
+    assert skipped_trace(c, 2) == "3+4=7\n7-2=5\n</think>\\boxed{5}"
+
+
+def test_underthinking_traces_are_short_mostly_wrong_and_only_when_asked():
+    """`skip_share` of the 2+-step traces stop early; off (the default) every trace is the verbose one, so
+    the default recipe's data (and model) is unchanged."""
+    cs = chains(SPEC, 4000, split="train", seed=3)
+    assert all(training_trace(c, SPEC, 3, i) == verbose_trace(c, padding_for(c.steps, 3, i)) for i, c in enumerate(cs))
+    under = TaskSpec(skip_share=0.3)
+    skipped = [(i, c) for i, c in enumerate(cs) if skipped_steps(c.steps, 3, i, 0.3) is not None]
+    multi = sum(c.steps >= 2 for c in cs)
+    assert all(c.steps >= 2 for _, c in skipped)
+    assert abs(len(skipped) / multi - 0.3) < 0.03  # 4000 draws: the binomial sd is ~0.008
+    wrong = 0
+    for i, c in skipped:
+        t = training_trace(c, under, 3, i)
+        assert t.count("\n") < c.steps and token_count(t) < min_len(c)
+        wrong += boxed(t) != str(c.answer)
+    assert wrong / len(skipped) > 0.8  # right only when the skipped operations cancel out
