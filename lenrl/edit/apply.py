@@ -42,23 +42,29 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     a("--out", required=True, help="directory for the edited model (must not exist)")
     a("--heads", type=float, default=None, help=f"fraction of all heads to edit (default {DEFAULT_FRACTION})")
     a("--top-k", type=int, default=None, help="number of heads to edit (instead of --heads)")
+    a("--layers", default="all", help="'all' or a comma list of layers the heads are chosen from")
     a("--eval", default=None, help="`lenrl eval` options: evaluate the model before and after the edit")
     return p.parse_args(argv)
 
 
-def head_count(args: argparse.Namespace, layers: int, heads: int) -> int:
+def head_count(args: argparse.Namespace, layers: int, heads: int, candidates: int) -> int:
+    """How many heads to edit: --top-k, or --heads as a fraction of all layers × heads (the paper's
+    meaning), never more than the `candidates` heads of the --layers chosen."""
     from lenrl.edit.thinkedit import heads_for_fraction
 
     if args.heads is not None and args.top_k is not None:
         raise LenrlError("give --heads (a fraction) or --top-k (a count), not both")
     if args.top_k is not None:
-        if not 1 <= args.top_k <= layers * heads:
-            raise LenrlError(f"--top-k must be in 1..{layers * heads} (layers × heads), got {args.top_k}")
+        if not 1 <= args.top_k <= candidates:
+            raise LenrlError(f"--top-k must be in 1..{candidates} (heads of the --layers chosen), got {args.top_k}")
         return args.top_k
     fraction = DEFAULT_FRACTION if args.heads is None else args.heads
     if not 0 < fraction <= 1:
         raise LenrlError(f"--heads must be a fraction in (0, 1], got {fraction}")
-    return heads_for_fraction(layers, heads, fraction)
+    k = heads_for_fraction(layers, heads, fraction)
+    if k > candidates:
+        raise LenrlError(f"--heads {fraction} means {k} heads; the --layers chosen have {candidates}")
+    return k
 
 
 def score_heads(model: Any, directions: dict, acts_dir: Path) -> tuple[Any, Any]:
@@ -83,7 +89,8 @@ def write_report(out: Path, args: argparse.Namespace, record: dict, evals: list[
         "",
         f"{len(record['heads'])} of {record['total_heads']} attention heads edited ({record['head_fraction']:.1%});"
         f" {record['touched']:,} of {record['parameters']:,} parameters changed ({record['touched_fraction']:.3%}).",
-        f"Directions: `{args.directions}` ({record['short']} short examples scored the heads).",
+        f"Directions: `{args.directions}` ({record['short']} short examples scored the heads);"
+        f" heads chosen from layers {', '.join(map(str, record['layers']))}.",
         "Each edited head's o_proj block loses its component along the short-thinking direction u of its layer.",
         "",
         "| rank | layer | head | score | ‖ΔW‖ | ‖ûᵀW‖ before | after |",
@@ -99,7 +106,7 @@ def write_report(out: Path, args: argparse.Namespace, record: dict, evals: list[
     atomic_write(out / REPORT, "\n".join(lines) + "\n")
 
 
-def edit(args: argparse.Namespace, model_path: str, d: dict, k: int, out: Path) -> dict:
+def edit(args: argparse.Namespace, model_path: str, d: dict, k: int, layers: list[int], out: Path) -> dict:
     """Load, score, edit and save; the record of thinkedit.json."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -110,7 +117,8 @@ def edit(args: argparse.Namespace, model_path: str, d: dict, k: int, out: Path) 
     model = AutoModelForCausalLM.from_pretrained(model_path, torch_dtype=torch.float32)
     layout = layout_of(model)
     scores, u = score_heads(model, d, Path(args.directions))
-    heads = select_heads(scores, k)
+    # the top k among the chosen layers' heads, numbered back to the model's layers
+    heads = [(layers[i], h) for i, h in select_heads(scores[layers], k)]
     changes = apply_thinkedit(model, heads, u)
     for c in changes:
         c["score"] = float(scores[c["layer"], c["head"]])
@@ -118,6 +126,7 @@ def edit(args: argparse.Namespace, model_path: str, d: dict, k: int, out: Path) 
     touched = len(heads) * layout.hidden_size * layout.head_dim  # each edited block is D × head_dim
     record = {
         "model": args.model, "directions": args.directions, "heads": changes, "total_heads": scores.numel(),
+        "layers": layers,
         "head_fraction": len(heads) / scores.numel(), "parameters": total, "touched": touched,
         "touched_fraction": touched / total, "short": len(d["short"]),
     }  # fmt: skip
@@ -136,6 +145,7 @@ def apply_main(argv: list[str]) -> int:
         from lenrl.edit.directions import load_directions
         from lenrl.edit.evals import eval_argv, evaluate, table
         from lenrl.edit.layout import AttentionLayout
+        from lenrl.edit.steer import layers_of
         from lenrl.model.embedded import resolve_model
 
         args = parse_args(argv)
@@ -145,9 +155,10 @@ def apply_main(argv: list[str]) -> int:
         eval_opts = None if args.eval is None else eval_argv(args.eval)
         model_path = resolve_model(args.model)
         layout = AttentionLayout.from_config(AutoConfig.from_pretrained(model_path))  # unsupported: fails here
-        k = head_count(args, layout.num_layers, layout.num_heads)
+        layers = layers_of(args.layers, layout.num_layers)
+        k = head_count(args, layout.num_layers, layout.num_heads, len(layers) * layout.num_heads)
         d = load_directions(args.directions, layout.num_layers, layout.hidden_size)
-        record = edit(args, model_path, d, k, out)
+        record = edit(args, model_path, d, k, layers, out)
         print(f"lenrl edit apply: {k} heads edited; {out} ({out / REPORT})", flush=True)
         if eval_opts is not None:
             rows = evaluate([("before", model_path), ("after", str(out))], eval_opts, out / "eval")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lenrl.errors import LenrlError, exit_code_of
-from lenrl.files import atomic_dir
+from lenrl.files import atomic_dir, atomic_write
 
 REPORT = "merge.md"
 
@@ -32,6 +32,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--keep", type=float, default=0.25, help="update_selective: fraction of delta entries kept")
     p.add_argument("--scale", type=float, default=0.7, help="update_selective: factor on the kept delta")
     p.add_argument("--weight", type=float, default=0.5, help="linear: 0 = base, 1 = tuned")
+    p.add_argument("--eval", default=None, help="`lenrl eval` options: evaluate base, tuned and merged together")
     return p.parse_args(argv)
 
 
@@ -104,11 +105,13 @@ def merge_state(base: dict[str, Any], tuned: dict[str, Any], method: str, params
     return merged, rows
 
 
-def write_report(out: Path, args: argparse.Namespace, params: dict[str, float], rows: list[dict]) -> None:
+def write_report(
+    out: Path, args: argparse.Namespace, params: dict[str, float], rows: list[dict], evals: list[str] | None = None
+) -> None:
     total, touched = sum(r["numel"] for r in rows), sum(r["touched"] for r in rows)
     summary = {"base": args.base, "tuned": args.tuned, "method": args.method, "params": params}
     summary |= {"parameters": total, "touched": touched, "touched_fraction": touched / max(total, 1)}
-    (out / "merge.json").write_text(json.dumps({**summary, "tensors": rows}, indent=1))
+    atomic_write(out / "merge.json", json.dumps({**summary, "tensors": rows}, indent=1))
     lines = [
         f"# Merge: {args.method} {params}",
         "",
@@ -119,7 +122,9 @@ def write_report(out: Path, args: argparse.Namespace, params: dict[str, float], 
         "|---|---|---|---|---|",
         *(_row(r) for r in rows),
     ]
-    (out / REPORT).write_text("\n".join(lines) + "\n")
+    if evals:  # the evaluation comes first: it is what a reader looks for
+        lines[4:4] = ["## Base, tuned and merged (`lenrl eval`, outputs in eval/)", "", *evals, ""]
+    atomic_write(out / REPORT, "\n".join(lines) + "\n")
 
 
 def _row(r: dict) -> str:
@@ -129,13 +134,16 @@ def _row(r: dict) -> str:
 
 def merge_main(argv: list[str]) -> int:
     def run() -> int:
+        from lenrl.edit.evals import EVAL_DIR, eval_argv, evaluate, table
+
         args = parse_args(argv)
         params = check_args(args)
         out = Path(args.out)
         if out.exists():
             raise LenrlError(f"--out: {out} already exists")
+        eval_opts = None if args.eval is None else eval_argv(args.eval)
         base_path, base = load(args.base, "--base")
-        _, tuned = load(args.tuned, "--tuned")
+        tuned_path, tuned = load(args.tuned, "--tuned")
         base_sd, tuned_sd = base.state_dict(), tuned.state_dict()
         check_same_layout(base_sd, tuned_sd)
         merged, rows = merge_state(base_sd, tuned_sd, args.method, params)
@@ -148,6 +156,11 @@ def merge_main(argv: list[str]) -> int:
             write_report(tmp, args, params, rows)
         frac = sum(r["touched"] for r in rows) / max(sum(r["numel"] for r in rows), 1)
         print(f"lenrl merge: {args.method} {params}: {frac:.1%} of parameters changed; {out} ({out / REPORT})")
+        if eval_opts is not None:
+            models = [("base", base_path), ("tuned", tuned_path), ("merged", str(out))]
+            evals = table(evaluate(models, eval_opts, out / EVAL_DIR))
+            write_report(out, args, params, rows, evals)
+            print("\n".join(evals), flush=True)
         return 0
 
     return exit_code_of(run)

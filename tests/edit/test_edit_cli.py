@@ -46,8 +46,11 @@ def test_edit_bad_input_is_one_line_and_writes_nothing(tiny_model_dir, tmp_path,
         ([*directions, "--short-below", "200", "--long-above", "100"], "need 0 < --short-below <= --long-above"),
         ([*directions, "--limit", "0"], "--limit must be >= 1"),
         ([*apply, "--heads", "1.5"], "--heads must be a fraction in (0, 1], got 1.5"),
-        ([*apply, "--top-k", "5"], "--top-k must be in 1..4 (layers × heads), got 5"),
+        ([*apply, "--top-k", "5"], "--top-k must be in 1..4 (heads of the --layers chosen), got 5"),
         ([*apply, "--top-k", "1", "--heads", "0.5"], "give --heads (a fraction) or --top-k (a count), not both"),
+        ([*apply, "--layers", "1", "--top-k", "3"], "--top-k must be in 1..2 (heads of the --layers chosen), got 3"),
+        ([*apply, "--layers", "0", "--heads", "1"], "--heads 1.0 means 4 heads; the --layers chosen have 2"),
+        ([*apply, "--layers", "2"], "--layers: indices must be in 0..1"),
         ([*apply[:5], str(wrong), *apply[6:]], "attn direction is (3, 5), the model needs (2, 128)"),
         ([*apply[:5], str(tmp_path / "none"), *apply[6:]], "directions.pt not found"),
         ([*apply[:3], str(gpt2), *apply[4:]], "'gpt2'"),
@@ -97,10 +100,12 @@ def test_directions_steer_apply_end_to_end_on_the_testbed_reasoner(tmp_path, cap
     assert len(torch.load(d / "directions.pt")["short"]) > len(dirs["short"])
 
     edited = tmp_path / "edited"
-    apply = ["edit", "apply", "--model", TESTBED, "--directions", str(d), "--top-k", "2", "--out", str(edited)]
+    apply = ["edit", "apply", "--model", TESTBED, "--directions", str(d), "--top-k", "2", "--layers", "1,2,3"]
+    apply += ["--out", str(edited)]
     assert main([*apply, "--eval", EVAL]) == 0
     record = json.loads((edited / "thinkedit.json").read_text())
     assert len(record["heads"]) == 2 and record["touched"] == 2 * 192 * 48
+    assert record["layers"] == [1, 2, 3] and all(h["layer"] >= 1 for h in record["heads"])
     report = (edited / "thinkedit.md").read_text()
     assert "## Before and after" in report and "| before | testbed:default |" in report and "| after |" in report
     model = AutoModelForCausalLM.from_pretrained(edited)

