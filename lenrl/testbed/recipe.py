@@ -109,7 +109,8 @@ def _value(name: str, key: str, raw: str, like: Any) -> Any:
     try:
         return type(like)(float(raw)) if isinstance(like, int) and float(raw).is_integer() else type(like)(raw)
     except ValueError:
-        raise LenrlError(f"testbed {name}: {key}={raw!r} is not a {type(like).__name__}") from None
+        kind = {"int": "an integer", "float": "a number"}.get(type(like).__name__, type(like).__name__)
+        raise LenrlError(f"testbed {name}: {key}={raw!r} is not {kind}") from None
 
 
 def canonical(name: str, recipe: Recipe) -> str:

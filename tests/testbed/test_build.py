@@ -77,7 +77,7 @@ def test_recipes_parse_and_hash():
     for bad, msg in [
         ("testbed:nope", "unknown testbed 'nope'; known: default, hard, small, underthink"),
         ("testbed:default:size=3", "unknown setting 'size'"),
-        ("testbed:default:hidden=big", "hidden='big' is not a int"),
+        ("testbed:default:hidden=big", "hidden='big' is not an integer"),
         ("testbed:default:hidden", "is not key=value"),
         ("testbed:default:hidden=30:heads=4", "not divisible"),
     ]:
