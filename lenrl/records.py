@@ -84,10 +84,11 @@ class Rollout:
 
 @dataclass(frozen=True)
 class GenerationStats:
-    """Wall time and response tokens of one generation call."""
+    """Wall time and response tokens of one generation call, and the engine process's peak memory."""
 
     seconds: float
     tokens: int
+    peak_rss_gib: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -254,7 +254,7 @@ def build_actors(cfg: Config, model_path: str):  # -> tuple[RolloutGroup, Learne
         for i in range(r.learners)
     ]
     ray.get([e.__ray_ready__.remote() for e in engines + learners])
-    return RolloutGroup(engines, r.engine_restarts), LearnerGroup(learners)
+    return RolloutGroup(engines, r.engine_restarts), LearnerGroup(learners, r.weight_bucket_mib)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import torch
 
 from lenrl.config import RolloutConfig
 from lenrl.lengths import think_span_tokens
+from lenrl.memory import peak_memory_gib
 from lenrl.records import GenerationRequest, GenerationStats, Rollout
 
 
@@ -38,6 +40,18 @@ def engine_actor_env() -> dict[str, str]:
     return {"OMP_NUM_THREADS": str(os.cpu_count() or 1)}
 
 
+WeightBuckets = Mapping[str, torch.Tensor] | Sequence[Any]
+
+
+def _fetch(bucket: Any) -> Mapping[str, torch.Tensor]:
+    """A bucket of weights: itself, or the dict behind a Ray object reference."""
+    if isinstance(bucket, Mapping):
+        return bucket
+    import ray
+
+    return ray.get(bucket)
+
+
 def request_seed(seed: int, step: int, group_id: int) -> int:
     """Per-request sampling seed: a request's samples depend on (engine seed, step, group), not on which
     other requests share the batch or which engine runs it. Hashing a tuple of ints is stable across
@@ -53,6 +67,7 @@ class VLLMEngine:
         if dtype == "auto":
             dtype = "bfloat16" if torch.cuda.is_available() else "float32"
         self.cfg, self.seed, self.version = cfg, seed, 0
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         # Typed loosely: vLLM spells dtype and several options as Literals in its signature.
         options: dict[str, Any] = {"dtype": dtype}
         if not torch.cuda.is_available():
@@ -114,15 +129,19 @@ class VLLMEngine:
                     )
                 )
         tokens = sum(r.response_len for r in rollouts)
-        return rollouts, GenerationStats(seconds=time.perf_counter() - t0, tokens=tokens)
+        seconds = time.perf_counter() - t0
+        return rollouts, GenerationStats(seconds, tokens, peak_memory_gib(self.device))
 
-    def update_weights(self, named: dict[str, torch.Tensor], version: int) -> int:
-        """Load new weights into the running engine (no restart) and drop KV blocks cached under the old ones."""
+    def update_weights(self, buckets: WeightBuckets, version: int) -> int:
+        """Load new weights into the running engine (no restart) and drop KV blocks cached under the old ones.
+
+        `buckets`: HF-named tensors as one dict, or a list of dicts or of Ray references to dicts
+        (lenrl/workers/groups.py); each reference is fetched only when the loader reaches it, so the
+        engine never holds a second full copy of the weights beside its own."""
         # The worker's `reload_weights` takes checkpoint-format (HF) names and does the name mapping and
         # q/k/v fusing itself; a bare `model.load_weights` fails once the engine has processed its weights.
-        self.llm.collective_rpc(
-            "reload_weights", kwargs={"weights_iterator": iter(named.items()), "is_checkpoint_format": True}
-        )
+        named = (kv for b in ([buckets] if isinstance(buckets, Mapping) else buckets) for kv in _fetch(b).items())
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": named, "is_checkpoint_format": True})
         # Prefix-cache entries hold keys/values computed by the old weights; reusing them would make the
         # next rollouts a mix of two policies.
         self.llm.reset_prefix_cache()

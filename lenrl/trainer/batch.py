@@ -33,6 +33,12 @@ class TrainBatch:
         return self.input_ids_BL.shape[0]
 
     @property
+    def prompt_len_B(self) -> torch.Tensor:
+        """Prompt tokens per row (prompts are left-padded into the first L - T columns)."""
+        P = self.input_ids_BL.shape[1] - self.response_mask_BT.shape[1]
+        return self.attention_mask_BL[:, :P].sum(1)
+
+    @property
     def num_tokens(self) -> int:
         return int(self.response_mask_BT.sum())
 

@@ -12,6 +12,7 @@ import contextlib
 import math
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -21,10 +22,12 @@ import torch.distributed as dist
 
 from lenrl.algos import AGGREGATIONS, GROUP_LOSSES, KL_ESTIMATORS, POLICY_LOSSES, GroupLossInput, LossInput
 from lenrl.config import AlgoConfig, LoraSettings, TrainConfig
+from lenrl.memory import peak_memory_gib
 from lenrl.trainer import lora as lora_adapters
 from lenrl.trainer.batch import TrainBatch
 from lenrl.trainer.checkpoint import LEARNER_STATE_FILE
 from lenrl.trainer.logprobs import response_logprobs
+from lenrl.trainer.microbatch import padding_fraction, plan_micro_batches
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,13 @@ class LearnerStats:
     seconds: float
     nonfinite_skipped: int = 0
     """optimizer steps of this update skipped because the loss or gradient was not finite"""
+    fwd_tokens: int = 0
+    """real (prompt + response) positions through the forward/backward passes; over `seconds`, the learner's
+    tokens/s"""
+    pad_frac: float = 0.0
+    """share of the training passes' input positions that were padding (lenrl/trainer/microbatch.py)"""
+    peak_rss_gib: float = 0.0
+    """the learner process's peak resident memory so far (GPU: peak allocated device memory)"""
 
 
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
@@ -120,20 +130,26 @@ class Learner:
         on_policy = len(minibatches) == 1 and self.train.epochs == 1
         # Off-policy steps need the behaviour policy's log-probs before any weight changes (DLER recomputes
         # them in the actor rather than trusting the sampler's: docs/algorithms.md §1.9). On-policy, the first and
-        # only pass sees the same weights, so its detached log-probs are exactly those.
-        old = None if on_policy else [self._old_logprobs(m.shard) for m in minibatches]
+        # only pass sees the same weights, so its detached log-probs are exactly those. Under train.async_steps
+        # the tokens came from an older policy than the learner's: the ratio is taken against the sampler's
+        # log-probs, the policy that really produced them (`_micro_step`).
+        recompute = not on_policy and not self.train.async_steps
+        old = [self._old_logprobs(m.shard) for m in minibatches] if recompute else None
         sums = {"loss": 0.0, "kl_ref": 0.0, "entropy": 0.0, "clipfrac": 0.0, "gap": 0.0, "norm": 0.0}
-        tokens = skipped = 0
+        tokens = skipped = fwd_tokens = 0
+        masks: list[torch.Tensor] = []
         for epoch in range(self.train.epochs):
             for j, mbatch in enumerate(minibatches):
                 for k, micro in enumerate(self._micro(mbatch.shard)):
                     old_k = None if old is None else old[j][k]
                     first = epoch == 0
                     s = self._micro_step(micro, old_k, mbatch, want_stats=first)
+                    fwd_tokens += int(micro.attention_mask_BL.sum())
                     if first:
                         for key in s:
                             sums[key] += s[key]
                         tokens += micro.num_tokens
+                        masks.append(micro.attention_mask_BL)
                 sums["norm"] = self._optimizer_step()
                 skipped += not math.isfinite(sums["norm"])
         n = max(tokens, 1)
@@ -147,11 +163,22 @@ class Learner:
             tokens=tokens,
             seconds=time.perf_counter() - t0,
             nonfinite_skipped=skipped,
+            fwd_tokens=fwd_tokens,
+            pad_frac=padding_fraction(masks),
+            peak_rss_gib=peak_memory_gib(self.device),
         )
 
     def _micro(self, shard: TrainBatch) -> list[TrainBatch]:
-        mbs = self.train.micro_batch_size
-        return [shard.select(slice(i, i + mbs)) for i in range(0, len(shard), mbs)]
+        """Micro-batches cut by length (lenrl/trainer/microbatch.py); whole groups under a group loss."""
+        plan = plan_micro_batches(
+            shard.prompt_len_B,
+            shard.response_len_B,
+            shard.group_id_B,
+            max_rows=self.train.micro_batch_size,
+            max_tokens=self.train.micro_batch_tokens,
+            whole_groups=self.group_loss,
+        )
+        return [shard.select(rows) for rows in plan]
 
     @torch.no_grad()
     def _old_logprobs(self, shard: TrainBatch) -> list[torch.Tensor]:
@@ -164,7 +191,9 @@ class Learner:
         with self._autocast():
             logp_BT, ent_BT = response_logprobs(self.model, mb, temperature=self.temperature, with_entropy=want_stats)
         mask_BT = mb.response_mask_BT.to(logp_BT.device)
-        old_BT = logp_BT.detach() if old_BT is None else old_BT
+        current_BT = logp_BT.detach()
+        if old_BT is None:
+            old_BT = mb.sampler_logp_BT.to(current_BT.device) if self.train.async_steps else current_BT
         counts = {"num_tokens": mbatch.num_tokens, "num_seqs": mbatch.num_seqs, "max_len": self.max_len}
         loss, clip_BT = self._policy_loss(mb, logp_BT, old_BT, mask_BT, mbatch)
         kl_sum = 0.0
@@ -184,7 +213,11 @@ class Learner:
             "kl_ref": kl_sum,
             "entropy": msum(ent_BT),
             "clipfrac": msum(clip_BT),
-            "gap": msum((mb.sampler_logp_BT.to(old_BT.device) - old_BT).abs()),
+            # the learner's log-probs of the tokens against the sampler's: weight-push parity when synchronous,
+            # parity plus one update's policy change under async_steps
+            "gap": msum(
+                (mb.sampler_logp_BT.to(old_BT.device) - (current_BT if self.train.async_steps else old_BT)).abs()
+            ),
         }
 
     def _policy_loss(
@@ -239,12 +272,26 @@ class Learner:
 
     def weights(self) -> dict[str, torch.Tensor]:
         """Named parameters in HF naming, on CPU, for the rollout engines (merged, under LoRA)."""
-        # in the compute dtype, which the engines run in (half the bytes of the fp32 masters under bf16)
-        if self.lora:
-            named = lora_adapters.merged_state_dict(self.model)
-        else:
-            named = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
-        return {k: v.to(self.compute_dtype) for k, v in named.items()}
+        return {k: v for bucket in self.weight_buckets(0) for k, v in bucket.items()}
+
+    @torch.no_grad()
+    def weight_buckets(self, bucket_mib: float) -> Iterator[dict[str, torch.Tensor]]:
+        """The engines' weights in buckets of about `bucket_mib` MiB (0: one bucket), copied to CPU one
+        bucket at a time, so the whole state dict is never assembled: under Ray each yielded bucket becomes
+        its own object (lenrl/workers/groups.py) that the engines load as it arrives. In the compute dtype,
+        which the engines run in (half the bytes of the fp32 masters under bf16); merged, under LoRA."""
+        named = lora_adapters.merged_weights(self.model) if self.lora else self.model.state_dict().items()
+        bucket: dict[str, torch.Tensor] = {}
+        size, limit = 0, bucket_mib * 2**20
+        for name, t in named:
+            cpu = t.detach().to("cpu", self.compute_dtype, copy=True)
+            if bucket and limit and size + cpu.nbytes > limit:
+                yield bucket
+                bucket, size = {}, 0
+            bucket[name] = cpu
+            size += cpu.nbytes
+        if bucket:
+            yield bucket
 
     def save(self, path: str, tokenizer_src: str) -> str:
         """Write the learner's half of a checkpoint into directory `path`: the HF model and tokenizer, and

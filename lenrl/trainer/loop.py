@@ -10,6 +10,9 @@ all of it and continues exactly where the checkpoint stood.
 Synchronous and on-policy by default: the engines sample with the weights of the previous update, and
 the learner's recomputed log-probs of those same tokens are compared with the sampler's every step
 (`sync/logp_abs_gap`), which checks that the in-place weight push really reached the engines.
+With `train.async_steps: 1` the engines sample the next step's batch while the learner updates on this
+one (`prefetch`): that batch comes from weights one version behind the learner's, the learner's ratio is
+taken against the sampler's log-probs (the behaviour policy), and `sync/staleness` logs the lag.
 A step whose dynamic sampling kept no group has nothing to learn from: it logs what was drawn, with NaN
 update statistics, and neither updates nor pushes weights (trainer/sampling.py says why filtered-out groups
 are never trained on).
@@ -23,6 +26,7 @@ before the run exits.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -82,27 +86,29 @@ def train(cfg: Config, run: RunDir, parts: Parts, *, pad_id: int, model_path: st
     )
     state = start or snapshot(0, 0, logger, parts, cfg.train.lr * lr_factor_at(cfg, 1))
     saved_at = state.step if start is not None else -1  # the step of the newest checkpoint on disk
+    ready: SampledBatch | None = None  # train.async_steps: this step's batch, sampled during the last update
     try:
         for step in range(state.step + 1, cfg.train.steps + 1):
             t0 = time.perf_counter()
-            batch = parts.sampler.sample(step)
+            batch = ready if ready is not None else parts.sampler.sample(step)
+            ready = None
 
             with deferred_interrupts():
                 lr = cfg.train.lr * lr_factor_at(cfg, step)
                 version, stats, streak = state.weight_version, None, state.nonfinite_streak
+                drawn = sampler_state(parts)  # the data position before the next batch is drawn
+                ahead = prefetch(cfg, parts, step)
                 if batch.num_groups:
                     stats = update(cfg, batch, advantage, parts.learners, pad_id, lr)
                     streak = check_finite(cfg, stats, step, streak, run)
-                    version += 1
-                    parts.engines.push_weights(parts.learners.weights(), version)
+                ready, wait_s = collect(ahead)  # the engines finish the next batch before the weights change
+                version, sync_s = push(parts, stats, version)
 
-                evals = {}
-                if parts.evaluate is not None and (step % cfg.eval.every == 0 or step == cfg.train.steps):
-                    evals = parts.evaluate(step)  # the engines hold this step's weights
                 metrics = {
                     **batch.metrics,
                     **learner_metrics(stats),
-                    **evals,
+                    **scheduled_eval(cfg, parts, step),
+                    **sync_metrics(batch, state.weight_version, wait_s, sync_s),
                     "sample/update_skipped": float(stats is None),
                     "sync/weight_version": version,
                     "data/epoch": parts.prompts.epoch,
@@ -112,7 +118,7 @@ def train(cfg: Config, run: RunDir, parts: Parts, *, pad_id: int, model_path: st
                 logger.log(step, metrics)
                 parts.budgets.save(run.path)
                 run.commit()
-                state = snapshot(step, version, logger, parts, lr, streak)
+                state = snapshot(step, version, logger, parts, lr, streak, drawn)
                 if cfg.output.checkpoint_every and step % cfg.output.checkpoint_every == 0:
                     save(cfg, run, state, parts, model_path, checkpoint.periodic_dir(run.path, step))
                     saved_at = step
@@ -129,6 +135,38 @@ def train(cfg: Config, run: RunDir, parts: Parts, *, pad_id: int, model_path: st
     if cfg.output.save_final:
         ckpt = str(save(cfg, run, state, parts, model_path, run.path / checkpoint.FINAL_DIR))
     return RunResult(str(run.path), ckpt, cfg.train.steps, state.weight_version)
+
+
+def scheduled_eval(cfg: Config, parts: Parts, step: int) -> dict[str, float]:
+    """In-training evaluation every eval.every steps and at the last; the engines hold this step's weights."""
+    if parts.evaluate is not None and (step % cfg.eval.every == 0 or step == cfg.train.steps):
+        return parts.evaluate(step)
+    return {}
+
+
+def collect(ahead: Prefetch | None) -> tuple[SampledBatch | None, float]:
+    """The prefetched batch and the seconds spent waiting for it after the update (NaN: none in flight)."""
+    if ahead is None:
+        return None, math.nan
+    t0 = time.perf_counter()
+    return ahead.result(), time.perf_counter() - t0
+
+
+def push(parts: Parts, stats: LearnerStats | None, version: int) -> tuple[int, float]:
+    """After an update, the next weight version into every engine; the version and the seconds it took
+    (NaN on a step without an update, which pushes nothing)."""
+    if stats is None:
+        return version, math.nan
+    t0 = time.perf_counter()
+    parts.engines.push_weights(parts.learners.weights(), version + 1)
+    return version + 1, time.perf_counter() - t0
+
+
+def sync_metrics(batch: SampledBatch, trained_at: int, wait_s: float, sync_s: float) -> dict[str, float]:
+    """Staleness: the learner's weight version the batch was trained at minus the version that sampled it
+    (0 synchronous, 1 under train.async_steps)."""
+    sampled_at = float(batch.rollouts.weight_version_B.double().mean())
+    return {"sync/staleness": trained_at - sampled_at, "time/prefetch_wait_s": wait_s, "time/weight_sync_s": sync_s}
 
 
 def update(
@@ -171,20 +209,79 @@ def _last_good(run: RunDir) -> str:
     return f"continue from {ckpt} with --resume" if ckpt else "no checkpoint was written yet"
 
 
-def snapshot(step: int, version: int, logger: MetricsLogger, parts: Parts, lr: float, streak: int = 0) -> TrainerState:
-    """The driver's state after `step` (cheap: a few lists of ints)."""
+@dataclass(frozen=True)
+class SamplerState:
+    """What drawing a batch advances: the data position, the group counter (the engines' seeds), PALU's
+    budgets, the driver's RNG."""
+
+    prompts: dict
+    next_group: int
+    question_budgets: dict[str, int] | None
+    rng: dict
+
+
+def sampler_state(parts: Parts) -> SamplerState:
     budgets = dict(parts.budgets.budgets) if parts.budgets.active else None
+    return SamplerState(parts.prompts.state(), parts.sampler.next_group, budgets, checkpoint.rng_state())
+
+
+def snapshot(
+    step: int,
+    version: int,
+    logger: MetricsLogger,
+    parts: Parts,
+    lr: float,
+    streak: int = 0,
+    drawn: SamplerState | None = None,
+) -> TrainerState:
+    """The driver's state after `step` (cheap: a few lists of ints). `drawn`: the sampler's state taken
+    before the next step's batch was prefetched (train.async_steps), so that a resume draws it again."""
+    d = drawn or sampler_state(parts)
     return TrainerState(
         step=step,
         weight_version=version,
         metrics_lines=logger.lines,
-        prompts=parts.prompts.state(),
-        next_group=parts.sampler.next_group,
-        question_budgets=budgets,
-        rng=checkpoint.rng_state(),
+        prompts=d.prompts,
+        next_group=d.next_group,
+        question_budgets=d.question_budgets,
+        rng=d.rng,
         lr=lr,
         nonfinite_streak=streak,
     )
+
+
+class Prefetch:
+    """The next step's batch, sampled on a daemon thread (Ray calls are thread-safe) while the learner
+    updates on this one (train.async_steps). A daemon thread, so a failing run does not wait for it."""
+
+    def __init__(self, sample: Callable[[], SampledBatch]):
+        self._out: list[SampledBatch | BaseException] = []
+        self._thread = threading.Thread(target=self._run, args=(sample,), name="lenrl-prefetch", daemon=True)
+        self._thread.start()
+
+    def _run(self, sample: Callable[[], SampledBatch]) -> None:
+        try:
+            self._out.append(sample())
+        except BaseException as e:  # re-raised on the loop's thread by result()
+            self._out.append(e)
+
+    def result(self) -> SampledBatch:
+        self._thread.join()
+        out = self._out[0]
+        if isinstance(out, BaseException):
+            raise out
+        return out
+
+
+def prefetch(cfg: Config, parts: Parts, step: int) -> Prefetch | None:
+    """Under train.async_steps, start sampling step + 1 now, with the weights the engines hold (one version
+    behind once this step's update lands); the loop waits for it before pushing the new weights, so every
+    draw of that batch sees the same version. Not after the last step, and not after a checkpoint step: a
+    checkpoint then describes a run with nothing in flight, and a resume from it continues exactly."""
+    every = cfg.output.checkpoint_every
+    if not cfg.train.async_steps or step == cfg.train.steps or (every and step % every == 0):
+        return None
+    return Prefetch(lambda: parts.sampler.sample(step + 1))
 
 
 def save(cfg: Config, run: RunDir, state: TrainerState, parts: Parts, model_path: str, where: Path) -> Path:

@@ -9,6 +9,7 @@ merged model (what vLLM and transformers load) and the adapter in `adapter/` (wh
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,19 +42,29 @@ def is_lora(model: Any) -> bool:
 
 
 @torch.no_grad()
-def merged_state_dict(model: Any) -> dict[str, torch.Tensor]:
-    """The base model's state dict with every adapted weight replaced by W + delta, in the base model's
-    (HF) names, on CPU; the model itself is not modified."""
+def merged_weights(model: Any) -> Iterator[tuple[str, torch.Tensor]]:
+    """The base model's weights with every adapted weight replaced by W + delta, in the base model's (HF)
+    names and on the model's device, one at a time (a merged weight exists only while it is consumed);
+    the model itself is not modified."""
     from peft.tuners.lora import LoraLayer
 
     base = model.get_base_model()
-    out = {k.replace(".base_layer.", "."): v for k, v in base.state_dict().items() if ".lora_" not in k}
-    for name, module in base.named_modules():
-        if isinstance(module, LoraLayer):  # lora.Linear and kin: each has get_delta_weight
-            layer: Any = module
+    adapted: dict[str, Any] = {f"{n}.weight": m for n, m in base.named_modules() if isinstance(m, LoraLayer)}
+    for key, value in base.state_dict().items():
+        if ".lora_" in key:
+            continue
+        name = key.replace(".base_layer.", ".")
+        layer = adapted.get(name)
+        if layer is None:
+            yield name, value.detach()
+        else:  # lora.Linear and kin: each has get_delta_weight
             [adapter] = layer.active_adapters
-            out[f"{name}.weight"] = layer.base_layer.weight + layer.get_delta_weight(adapter)
-    return {k: v.detach().to("cpu", copy=True) for k, v in out.items()}
+            yield name, (layer.base_layer.weight + layer.get_delta_weight(adapter)).detach()
+
+
+def merged_state_dict(model: Any) -> dict[str, torch.Tensor]:
+    """`merged_weights` collected into a state dict on CPU."""
+    return {k: v.to("cpu", copy=True) for k, v in merged_weights(model)}
 
 
 def save(model: Any, out: Path) -> None:

@@ -31,6 +31,9 @@ LEARNER_KEYS = (
     "sync/logp_abs_gap",
     "time/update_s",
     "actor/nonfinite_skipped",
+    "actor/tokens_per_s",
+    "actor/pad_frac",
+    "actor/peak_rss_gib",
 )
 
 
@@ -57,11 +60,18 @@ def learner_metrics(s: LearnerStats | None) -> dict[str, float]:
     if s is None:
         return dict.fromkeys(LEARNER_KEYS, math.nan)
     values = (s.loss, s.kl_ref, s.entropy, s.clipfrac, s.grad_norm, s.logp_gap, s.seconds, s.nonfinite_skipped)
-    return dict(zip(LEARNER_KEYS, values, strict=True))
+    # forward/backward positions (prompt + response) per second, padding excluded
+    tok_s = s.fwd_tokens / max(s.seconds, 1e-9)
+    values_f = (*map(float, values), tok_s, s.pad_frac, s.peak_rss_gib)
+    return dict(zip(LEARNER_KEYS, values_f, strict=True))
 
 
 def generation_metrics(g: GenerationStats) -> dict[str, float]:
-    return {"time/generate_s": g.seconds, "time/gen_tokens_per_s": g.tokens / max(g.seconds, 1e-9)}
+    return {
+        "time/generate_s": g.seconds,
+        "time/gen_tokens_per_s": g.tokens / max(g.seconds, 1e-9),
+        "rollout/peak_rss_gib": g.peak_rss_gib,
+    }
 
 
 class MetricsLogger:

@@ -111,7 +111,11 @@ class BatchSampler:
             **rollout_metrics(drawn, torch.cat([d.score_B for d in draws]), torch.cat([d.correct_B for d in draws])),
             **_weighted_mean([(len(d.rollouts), d.reward_metrics) for d in draws]),
             **generation_metrics(
-                GenerationStats(seconds=sum(d.gen.seconds for d in draws), tokens=sum(d.gen.tokens for d in draws))
+                GenerationStats(
+                    seconds=sum(d.gen.seconds for d in draws),
+                    tokens=sum(d.gen.tokens for d in draws),
+                    peak_rss_gib=max(d.gen.peak_rss_gib for d in draws),
+                )
             ),
             "sample/draws": len(draws),
             "sample/kept_frac": sum(int(d.keep_G.sum()) for d in draws) / sum(len(d.prompts) for d in draws),

@@ -34,7 +34,7 @@ Call = Callable[[ray.actor.ActorHandle], ray.ObjectRef]
 class RolloutGroup:
     def __init__(self, engines: list[ray.actor.ActorHandle], restarts: int = 0):
         self.engines, self.restarts = engines, restarts
-        self.weights: ray.ObjectRef | None = None  # the newest pushed weights (None: the starting model)
+        self.weights: list[ray.ObjectRef] | None = None  # the newest pushed weights (None: the starting model)
         self.version = 0
 
     def generate(self, requests: list[GenerationRequest], step: int) -> tuple[list[Rollout], GenerationStats]:
@@ -52,11 +52,16 @@ class RolloutGroup:
             for r in rollouts:
                 by_group.setdefault(r.group_id, []).append(r)
         ordered = [r for req in requests for r in by_group[req.group_id]]
-        stats = GenerationStats(seconds=max(s.seconds for _, s in results), tokens=sum(s.tokens for _, s in results))
+        stats = GenerationStats(
+            seconds=max(s.seconds for _, s in results),
+            tokens=sum(s.tokens for _, s in results),
+            peak_rss_gib=max(s.peak_rss_gib for _, s in results),
+        )
         return ordered, stats
 
-    def push_weights(self, weights: ray.ObjectRef, version: int) -> None:
-        """Load `weights` into every engine in place. If the learner that made them died, every call fails
+    def push_weights(self, weights: list[ray.ObjectRef], version: int) -> None:
+        """Load `weights` (references to buckets of named tensors, `LearnerGroup.weights`) into every engine
+        in place. If the learner that made them died, every call fails
         with its error, each engine is retried and the run ends (WorkerDied)."""
         self.weights, self.version = weights, version  # kept for an engine that restarts
         calls: list[tuple[int, Call]] = [
@@ -103,8 +108,8 @@ class RolloutGroup:
 
 
 class LearnerGroup:
-    def __init__(self, learners: list[ray.actor.ActorHandle]):
-        self.learners = learners
+    def __init__(self, learners: list[ray.actor.ActorHandle], weight_bucket_mib: float = 0.0):
+        self.learners, self.weight_bucket_mib = learners, weight_bucket_mib
         if len(learners) > 1:
             addr = ray.util.get_node_ip_address()
             port = _free_port()
@@ -123,9 +128,14 @@ class LearnerGroup:
         stats: list[LearnerStats] = _get([h.update.remote(p, lr) for h, p in zip(self.learners, plans, strict=True)])
         return _merge_stats(stats)
 
-    def weights(self) -> ray.ObjectRef:
-        """A reference to the first learner's weights, handed to the engines (it never enters the driver)."""
-        return self.learners[0].weights.remote()
+    def weights(self) -> list[ray.ObjectRef]:
+        """References to the first learner's weights, one per bucket of about `weight_bucket_mib` MiB
+        (`Learner.weight_buckets`), handed to the engines: the tensors never enter the driver."""
+        buckets: Any = self.learners[0].weight_buckets.options(num_returns="streaming").remote(self.weight_bucket_mib)
+        try:
+            return list(buckets)  # the references, once the learner has put every bucket into the object store
+        except DIED as e:
+            raise WorkerDied(f"a learner died ({type(e).__name__})") from e
 
     def save(self, path: str, tokenizer_src: str) -> str:
         """Data-parallel learners hold identical weights and optimizer states: the first one writes them."""
@@ -177,7 +187,8 @@ def _split_groups(group_id_B: torch.Tensor, parts: int) -> list[torch.Tensor]:
 
 
 def _merge_stats(stats: list[LearnerStats]) -> LearnerStats:
-    """Token-weighted means across learner shards; loss and grad norm are already global."""
+    """Token-weighted means across learner shards; loss and grad norm are already global; token counts
+    add up; time and memory are the slowest and largest shard's."""
     tok = max(sum(s.tokens for s in stats), 1)
     merged = {f.name: sum(getattr(s, f.name) * s.tokens for s in stats) / tok for f in fields(LearnerStats)}
     merged.update(
@@ -186,6 +197,8 @@ def _merge_stats(stats: list[LearnerStats]) -> LearnerStats:
         nonfinite_skipped=stats[0].nonfinite_skipped,
         tokens=sum(s.tokens for s in stats),
         seconds=max(s.seconds for s in stats),
+        fwd_tokens=sum(s.fwd_tokens for s in stats),
+        peak_rss_gib=max(s.peak_rss_gib for s in stats),
     )
     return LearnerStats(**merged)
 

@@ -201,3 +201,19 @@ def test_bf16_compute_keeps_fp32_master_weights(tiny_model_dir):
     m = b.response_mask_BT
     delta = ((after - before) * m).sum(1) / m.sum(1)
     assert delta[0] > 0 and delta[2] > 0 and delta[1] < 0 and delta[3] < 0 and stats.kl_ref >= 0
+
+
+def test_async_steps_take_the_ratio_against_the_sampler_logprobs(tiny_model_dir):
+    """Behaviour log-probs 0.1 below the learner's on every token: ratio e^0.1 (inside the 0.2 clip), so
+    the token-mean loss -mean(r A) is e^0.1 times the synchronous one (ratio 1)."""
+    from dataclasses import replace
+
+    algo = AlgoConfig(aggregation=FnSpec("token_mean"))
+    b = build_train_batch(_rollouts(), torch.tensor([1.0, -1.0, 0.5, -0.5]), pad_id=2)
+    current, _ = response_logprobs(_learner(tiny_model_dir, algo, TrainConfig()).model, b, temperature=1.0)
+    b = replace(b, sampler_logp_BT=torch.where(b.response_mask_BT, current.detach() - 0.1, 0.0))
+    sync = _learner(tiny_model_dir, algo, TrainConfig(lr=1e-3)).update([MiniBatch.whole(b)])
+    behind = _learner(tiny_model_dir, algo, TrainConfig(lr=1e-3, async_steps=1)).update([MiniBatch.whole(b)])
+    assert sync.loss != 0.0
+    assert behind.loss == pytest.approx(math.exp(0.1) * sync.loss, rel=1e-5)
+    assert behind.clipfrac == 0.0 and behind.logp_gap == pytest.approx(0.1, abs=1e-5)

@@ -159,3 +159,90 @@ def test_wandb_offline_logs_every_step_without_a_network(tmp_path, monkeypatch):
     assert len(rows) == 2
     data = history.read_bytes()  # W&B's record log: metric names are stored as plain strings
     assert all(key.encode() in data for key in ("len/mean", "reward/accuracy", "actor/loss", "train/lr"))
+
+
+class VersionedEngines(PushEngines):
+    """Rollouts carry the version of the weights last pushed; every generate and push goes into `events`."""
+
+    def __init__(self, events):
+        super().__init__()
+        self.events, self.version = events, 0
+
+    def generate(self, requests, step):
+        from dataclasses import replace
+
+        self.events.append(("generate", step, self.version))
+        out, stats = super().generate(requests, step)
+        return [replace(r, weight_version=self.version) for r in out], stats
+
+    def push_weights(self, weights, version):
+        super().push_weights(weights, version)
+        self.events.append(("push", version))
+        self.version = version
+
+
+class EventLearners(FakeLearners):
+    def __init__(self, events):
+        super().__init__()
+        self.events = events
+
+    def update(self, batch, mini_batches, lr=None):
+        self.events.append(("update", len(self.batches) + 1))
+        return super().update(batch, mini_batches, lr)
+
+
+def _run_async(tmp_path, async_steps, **kw):
+    cfg = load_config("grpo", None, _overrides(tmp_path, **{"train.steps": 4, "train.async_steps": async_steps, **kw}))
+    events = []
+    prompts = [Prompt(Problem(f"p{i}", "q", "mixed"), "text", [7, i]) for i in range(4)]
+    engines, learners = VersionedEngines(events), EventLearners(events)
+    stream = PromptStream(prompts, seed=0)
+    budgets = QuestionBudgets(QUESTION_BUDGETS.get("none"), "none", cfg.rollout.max_tokens)
+    sampler = BatchSampler(cfg, stream, engines, FakeRewards(), budgets=budgets)
+    with RunDir(cfg) as run:
+        train(cfg, run, Parts(engines, stream, budgets, sampler, learners), pad_id=2, model_path="unused")
+    rows = [json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines()]
+    return events, learners, rows, run
+
+
+def test_async_steps_sample_the_next_batch_one_version_behind_and_checkpoints_wait(tmp_path):
+    events, learners, rows, _ = _run_async(tmp_path / "a", 1, **{"output.checkpoint_every": 2})
+    gens = [e for e in events if e[0] == "generate"]
+    # step 1 sampled with v0; step 2 prefetched during update 1 (still v0); step 2 is a checkpoint step, so
+    # step 3 is sampled after push 2 (v2); step 4 is prefetched during update 3, before push 3 (v2)
+    assert gens == [("generate", 1, 0), ("generate", 2, 0), ("generate", 3, 2), ("generate", 4, 2)]
+    assert events.index(("generate", 2, 0)) < events.index(("push", 1))  # the push waits for the prefetch
+    assert [r["sync/staleness"] for r in rows] == [0.0, 1.0, 0.0, 1.0]
+    assert math.isnan(rows[1]["time/prefetch_wait_s"]) and rows[0]["time/prefetch_wait_s"] >= 0
+    # the same prompts, groups and seeds as a synchronous run: only the weights' version differs
+    _, sync_learners, sync_rows, _ = _run_async(tmp_path / "s", 0)
+    for a, s in zip(learners.batches, sync_learners.batches, strict=True):
+        assert a.group_id_B.tolist() == s.group_id_B.tolist() and torch.equal(a.input_ids_BL, s.input_ids_BL)
+    assert all(r["sync/staleness"] == 0.0 for r in sync_rows)
+
+
+def test_an_interrupted_async_run_checkpoints_the_data_position_before_the_prefetch(tmp_path, monkeypatch):
+    """SIGTERM during step 2's update lands after step 2, when step 3's batch (groups 4, 5) has already been
+    drawn: the checkpoint records the position before it, so a resume draws step 3 again."""
+    import os
+    import signal
+
+    from lenrl.errors import Interrupted, interrupt_on_signals
+
+    def update(self, batch, mini_batches, lr=None):
+        if len(self.batches) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        self.events.append(("update", len(self.batches) + 1))
+        return FakeLearners.update(self, batch, mini_batches, lr)
+
+    monkeypatch.setattr(EventLearners, "update", update)
+    old = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    interrupt_on_signals()
+    try:
+        with pytest.raises(Interrupted):
+            _run_async(tmp_path, 1)
+    finally:
+        signal.signal(signal.SIGTERM, old[0])
+        signal.signal(signal.SIGINT, old[1])
+    state = checkpoint.read_state(checkpoint.latest(tmp_path / "run"))
+    assert state.step == 2 and state.next_group == 4

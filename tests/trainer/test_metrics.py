@@ -40,7 +40,7 @@ def test_rollout_metrics_by_hand():
 def test_learner_metrics_map_every_field_and_are_nan_without_an_update():
     s = LearnerStats(
         loss=0.5, kl_ref=0.01, entropy=2.0, clipfrac=0.1, grad_norm=3.0, logp_gap=1e-6, tokens=9, seconds=4.0,
-        nonfinite_skipped=1,
+        nonfinite_skipped=1, fwd_tokens=20, pad_frac=0.25, peak_rss_gib=1.5,
     )  # fmt: skip
     assert learner_metrics(s) == {
         "actor/loss": 0.5,
@@ -51,15 +51,19 @@ def test_learner_metrics_map_every_field_and_are_nan_without_an_update():
         "sync/logp_abs_gap": 1e-6,
         "time/update_s": 4.0,
         "actor/nonfinite_skipped": 1,
+        "actor/tokens_per_s": 5.0,  # 20 forward positions in 4 s
+        "actor/pad_frac": 0.25,
+        "actor/peak_rss_gib": 1.5,
     }
     skipped = learner_metrics(None)
     assert list(skipped) == list(LEARNER_KEYS) and all(math.isnan(v) for v in skipped.values())
 
 
 def test_generation_metrics():
-    assert generation_metrics(GenerationStats(seconds=2.0, tokens=100)) == {
+    assert generation_metrics(GenerationStats(seconds=2.0, tokens=100, peak_rss_gib=3.0)) == {
         "time/generate_s": 2.0,
         "time/gen_tokens_per_s": 50.0,
+        "rollout/peak_rss_gib": 3.0,
     }
     assert generation_metrics(GenerationStats(seconds=0.0, tokens=0))["time/gen_tokens_per_s"] == 0.0
 

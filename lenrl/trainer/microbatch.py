@@ -1,0 +1,66 @@
+"""Micro-batches built by length, so that mixed response lengths do not multiply the learner's work.
+
+A length-control batch holds responses from a few tokens to the full cap, often inside one group. Cut in
+arrival order, every micro-batch is padded to its longest row and the forward pass spends much of its time
+on padding. Here rows are sorted longest first and cut greedily: a micro-batch takes the next row while its
+padded size (rows x (longest prompt + longest response), the width `TrainBatch.select` trims to) stays
+within `max_tokens` and its row count within `max_rows`. Neighbours in the sorted order have similar
+lengths, so little padding is left (the same idea as verl's dynamic batch size by token count).
+
+The loss does not depend on the cut: every aggregation normalises by the mini-batch's global token and
+sequence counts (lenrl/trainer/learner.py), so the gradient is the same sum over rows in any grouping.
+A group loss (DRPO) needs whole groups in one micro-batch; then groups are the units that are sorted and
+packed, by their longest row.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def plan_micro_batches(
+    prompt_len_B: torch.Tensor,
+    response_len_B: torch.Tensor,
+    group_id_B: torch.Tensor,
+    *,
+    max_rows: int,
+    max_tokens: int,
+    whole_groups: bool,
+) -> list[torch.Tensor]:
+    """Row indices of each micro-batch (ascending within one), longest micro-batch first.
+
+    Shapes: [B] long each -> list of [b_i] long with sum b_i = B. `max_tokens` 0 = no token cap. A single
+    unit (row, or group when `whole_groups`) larger than either cap gets a micro-batch of its own.
+    """
+    units = _group_units(group_id_B) if whole_groups else [torch.tensor([i]) for i in range(len(group_id_B))]
+    p_len = [int(prompt_len_B[u].max()) for u in units]
+    r_len = [int(response_len_B[u].max()) for u in units]
+    order = sorted(range(len(units)), key=lambda j: (-(p_len[j] + r_len[j]), j))  # stable: ties keep arrival order
+    plans: list[list[int]] = []
+    rows = width_p = width_r = 0
+    for j in order:
+        n = len(units[j])
+        wp, wr = max(width_p, p_len[j]), max(width_r, r_len[j])
+        fits = rows + n <= max_rows and (not max_tokens or (rows + n) * (wp + wr) <= max_tokens)
+        if plans and fits:
+            plans[-1].append(j)
+            rows, width_p, width_r = rows + n, wp, wr
+        else:
+            plans.append([j])
+            rows, width_p, width_r = n, p_len[j], r_len[j]
+    return [torch.cat([units[j] for j in plan]).sort().values for plan in plans]
+
+
+def _group_units(group_id_B: torch.Tensor) -> list[torch.Tensor]:
+    """Row indices of each group; rows of a group are contiguous in a rollout batch."""
+    starts = [0] + [i for i in range(1, len(group_id_B)) if group_id_B[i] != group_id_B[i - 1]]
+    edges = [*starts, len(group_id_B)]
+    return [torch.arange(edges[k], edges[k + 1]) for k in range(len(starts))]
+
+
+def padding_fraction(attention_masks: list[torch.Tensor]) -> float:
+    """Share of the forward passes' input positions that are padding: 1 - real / (rows x width), summed
+    over micro-batches. Shapes: list of [b_i, L_i]."""
+    total = sum(m.numel() for m in attention_masks)
+    real = sum(int(m.sum()) for m in attention_masks)
+    return 1.0 - real / total if total else 0.0
