@@ -33,11 +33,11 @@ STEP_KEYS = (
     "time/gen_tokens_per_s",
     "time/update_s",
     "len/mean",
-    "actor/tokens_per_s",
+    "time/learner_tokens_per_s",
     "actor/pad_frac",
     "time/weight_sync_s",
 )
-PEAK_KEYS = ("actor/peak_rss_gib", "rollout/peak_rss_gib")
+PEAK_KEYS = ("mem/learner_peak_gib", "mem/rollout_peak_gib")
 NAN = math.nan
 
 

@@ -90,11 +90,11 @@ def lenrl_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "generate_s": m["time/generate_s"],
         "update_s": m["time/update_s"],
         "gen_tok_s": m["time/gen_tokens_per_s"],
-        "learner_tok_s": m["actor/tokens_per_s"],
+        "learner_tok_s": m["time/learner_tokens_per_s"],
         "pad_frac": m["actor/pad_frac"],
         "weight_sync_s": m["time/weight_sync_s"],
-        "peak_rss_gib": m["actor/peak_rss_gib"],
-        "rollout_peak_rss_gib": m["rollout/peak_rss_gib"],
+        "peak_rss_gib": m["mem/learner_peak_gib"],
+        "rollout_peak_rss_gib": m["mem/rollout_peak_gib"],
         "mean_len": m["len/mean"],
         "steps": rows,
     }
@@ -200,7 +200,7 @@ def notes(res: dict[str, Any]) -> list[str]:
         "lenrl's mean response length), no padding",
         f"FLOP/s = 6 x {mm.get('parameters', math.nan):,.0f} parameters x learner tokens/s; peak = fp32 torch.mm "
         f"{mm.get('n', '?')}^3 on {mm.get('threads', '?')} threads: {mm.get('peak_flops', math.nan) / 1e9:.1f} GFLOP/s",
-        "lenrl peak RSS is the learner's (actor/peak_rss_gib); the engine's is "
+        "lenrl peak RSS is the learner's (mem/learner_peak_gib); the engine's is "
         f"{br.fmt(c.get('lenrl', {}).get('rollout_peak_rss_gib', math.nan))} GiB; NaN (—) marks a metric this lenrl "
         "version does not log",
     ]

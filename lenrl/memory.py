@@ -1,4 +1,4 @@
-"""Peak memory of this process, for the step metrics (`actor/peak_rss_gib`, `rollout/peak_rss_gib`)."""
+"""Peak memory of this process, for the step metrics (`mem/learner_peak_gib`, `mem/rollout_peak_gib`)."""
 
 from __future__ import annotations
 

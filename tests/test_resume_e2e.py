@@ -3,11 +3,11 @@ learner, the testbed model): a run killed with SIGKILL between checkpoints, or s
 continued with `--resume` logs, for every step after its checkpoint, the same metrics as an uninterrupted
 run with the same seed; so does a run whose rollout engine is killed mid-way (Ray restarts it).
 
-Compared: every metric but the wall-clock ones (`time/*`), with tolerance TOL. Measured: identical to the
-last bit in every key (vLLM's per-request seeds come from (seed, step, group id), which the checkpoint
-restores with the weights; the learner's reductions run with the same thread count). PALU (per-question
-budgets that move) and the budget curriculum (a schedule and prompts that depend on the step) are the runs
-whose state is the most likely to be lost.
+Compared: every metric but the machine's measurements (wall clock `time/*`, memory `mem/*`), with tolerance
+TOL. Measured: identical to the last bit in every key (vLLM's per-request seeds come from (seed, step, group
+id), which the checkpoint restores with the weights; the learner's reductions run with the same thread
+count). PALU (per-question budgets that move) and the budget curriculum (a schedule and prompts that depend
+on the step) are the runs whose state is the most likely to be lost.
 """
 
 from __future__ import annotations
@@ -112,8 +112,8 @@ def _descendants(root: int, title: str) -> list[int]:
 def _assert_same(resumed: list[dict], full: list[dict], after: int) -> None:
     assert [r["step"] for r in resumed] == [r["step"] for r in full]
     for mine, theirs in zip(resumed[after:], full[after:], strict=True):
-        keys = {k for k in theirs if not k.startswith("time/")}
-        assert keys == {k for k in mine if not k.startswith("time/")}
+        keys = {k for k in theirs if not k.startswith(("time/", "mem/"))}
+        assert keys == {k for k in mine if not k.startswith(("time/", "mem/"))}
         for k in sorted(keys):
             a, b = mine[k], theirs[k]
             same = (math.isnan(a) and math.isnan(b)) or abs(a - b) <= TOL

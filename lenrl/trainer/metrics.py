@@ -31,9 +31,9 @@ LEARNER_KEYS = (
     "sync/logp_abs_gap",
     "time/update_s",
     "actor/nonfinite_skipped",
-    "actor/tokens_per_s",
+    "time/learner_tokens_per_s",
     "actor/pad_frac",
-    "actor/peak_rss_gib",
+    "mem/learner_peak_gib",
 )
 
 
@@ -70,7 +70,7 @@ def generation_metrics(g: GenerationStats) -> dict[str, float]:
     return {
         "time/generate_s": g.seconds,
         "time/gen_tokens_per_s": g.tokens / max(g.seconds, 1e-9),
-        "rollout/peak_rss_gib": g.peak_rss_gib,
+        "mem/rollout_peak_gib": g.peak_rss_gib,
     }
 
 

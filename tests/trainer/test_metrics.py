@@ -51,9 +51,9 @@ def test_learner_metrics_map_every_field_and_are_nan_without_an_update():
         "sync/logp_abs_gap": 1e-6,
         "time/update_s": 4.0,
         "actor/nonfinite_skipped": 1,
-        "actor/tokens_per_s": 5.0,  # 20 forward positions in 4 s
+        "time/learner_tokens_per_s": 5.0,  # 20 forward positions in 4 s
         "actor/pad_frac": 0.25,
-        "actor/peak_rss_gib": 1.5,
+        "mem/learner_peak_gib": 1.5,
     }
     skipped = learner_metrics(None)
     assert list(skipped) == list(LEARNER_KEYS) and all(math.isnan(v) for v in skipped.values())
@@ -63,7 +63,7 @@ def test_generation_metrics():
     assert generation_metrics(GenerationStats(seconds=2.0, tokens=100, peak_rss_gib=3.0)) == {
         "time/generate_s": 2.0,
         "time/gen_tokens_per_s": 50.0,
-        "rollout/peak_rss_gib": 3.0,
+        "mem/rollout_peak_gib": 3.0,
     }
     assert generation_metrics(GenerationStats(seconds=0.0, tokens=0))["time/gen_tokens_per_s"] == 0.0
 

@@ -62,7 +62,7 @@ def _rows(run: Path) -> list[dict]:
 
 
 def _deterministic(row: dict) -> dict:
-    return {k: v for k, v in row.items() if not k.startswith("time/")}
+    return {k: v for k, v in row.items() if not k.startswith(("time/", "mem/"))}
 
 
 def _train(tmp_path, *, engines=None, learners=None, algo="palu", **kw):
