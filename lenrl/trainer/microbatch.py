@@ -51,11 +51,17 @@ def plan_micro_batches(
     return [torch.cat([units[j] for j in plan]).sort().values for plan in plans]
 
 
-def _group_units(group_id_B: torch.Tensor) -> list[torch.Tensor]:
-    """Row indices of each group; rows of a group are contiguous in a rollout batch."""
+def group_edges(group_id_B: torch.Tensor) -> list[int]:
+    """Where each group starts, and the batch size last: rows of a group are contiguous in a rollout batch.
+    Shape: [B] -> G + 1 ints."""
     starts = [0] + [i for i in range(1, len(group_id_B)) if group_id_B[i] != group_id_B[i - 1]]
-    edges = [*starts, len(group_id_B)]
-    return [torch.arange(edges[k], edges[k + 1]) for k in range(len(starts))]
+    return [*starts, len(group_id_B)]
+
+
+def _group_units(group_id_B: torch.Tensor) -> list[torch.Tensor]:
+    """Row indices of each group."""
+    edges = group_edges(group_id_B)
+    return [torch.arange(edges[k], edges[k + 1]) for k in range(len(edges) - 1)]
 
 
 def padding_fraction(attention_masks: list[torch.Tensor]) -> float:

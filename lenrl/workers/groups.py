@@ -24,6 +24,7 @@ from lenrl.errors import LenrlError, WorkerDied
 from lenrl.records import GenerationRequest, GenerationStats, Rollout
 from lenrl.trainer.batch import TrainBatch
 from lenrl.trainer.learner import LearnerStats, MiniBatch
+from lenrl.trainer.microbatch import group_edges
 
 DIED = ray.exceptions.RayActorError
 """a dead actor, or one being restarted (ActorUnavailableError is a subclass)"""
@@ -180,8 +181,8 @@ def _split_groups(group_id_B: torch.Tensor, parts: int) -> list[torch.Tensor]:
     """Row indices of `parts` contiguous chunks holding whole groups, as even as the groups allow. A short
     batch (dynamic sampling ran out of draws) may hold fewer groups than parts: one group per chunk, then
     empty chunks."""
-    starts = [0] + [i for i in range(1, len(group_id_B)) if group_id_B[i] != group_id_B[i - 1]]
-    edges, g = [*starts, len(group_id_B)], len(starts)
+    edges = group_edges(group_id_B)
+    g = len(edges) - 1
     bounds = [edges[round(j * g / parts) if g >= parts else min(j, g)] for j in range(parts)] + [len(group_id_B)]
     return [torch.arange(bounds[j], bounds[j + 1]) for j in range(parts)]
 
