@@ -40,9 +40,6 @@ def engine_actor_env() -> dict[str, str]:
     return {"OMP_NUM_THREADS": str(os.cpu_count() or 1)}
 
 
-WeightBuckets = Mapping[str, torch.Tensor] | Sequence[Any]
-
-
 def _fetch(bucket: Any) -> Mapping[str, torch.Tensor]:
     """A bucket of weights: itself, or the dict behind a Ray object reference."""
     if isinstance(bucket, Mapping):
@@ -132,15 +129,15 @@ class VLLMEngine:
         seconds = time.perf_counter() - t0
         return rollouts, GenerationStats(seconds, tokens, peak_memory_gib(self.device))
 
-    def update_weights(self, buckets: WeightBuckets, version: int) -> int:
+    def update_weights(self, buckets: Sequence[Any], version: int) -> int:
         """Load new weights into the running engine (no restart) and drop KV blocks cached under the old ones.
 
-        `buckets`: HF-named tensors as one dict, or a list of dicts or of Ray references to dicts
+        `buckets`: HF-named tensors in dicts, or Ray references to such dicts
         (lenrl/workers/groups.py); each reference is fetched only when the loader reaches it, so the
         engine never holds a second full copy of the weights beside its own."""
         # The worker's `reload_weights` takes checkpoint-format (HF) names and does the name mapping and
         # q/k/v fusing itself; a bare `model.load_weights` fails once the engine has processed its weights.
-        named = (kv for b in ([buckets] if isinstance(buckets, Mapping) else buckets) for kv in _fetch(b).items())
+        named = (kv for b in buckets for kv in _fetch(b).items())
         self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": named, "is_checkpoint_format": True})
         # Prefix-cache entries hold keys/values computed by the old weights; reusing them would make the
         # next rollouts a mix of two policies.
