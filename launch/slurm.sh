@@ -45,7 +45,8 @@ cd "${LENRL_ROOT:-${SLURM_SUBMIT_DIR:-.}}"
 
 # The run directory is written by the driver (metrics) and by the learner actors (checkpoints), which may sit
 # on any node and do not share the driver's working directory: it must be an absolute path on shared
-# storage. lenrl applies overrides in order, so the last output.dir= argument is the one that counts.
+# storage, or a URI (s3://bucket/runs: each process uploads its own files). lenrl applies overrides in order,
+# so the last output.dir= argument is the one that counts.
 out_dir=""
 config_given=0
 for arg in "$@"; do
@@ -55,13 +56,13 @@ for arg in "$@"; do
   esac
 done
 overrides=()
-if [[ -n "$out_dir" && "$out_dir" != /* ]]; then
-  die "output.dir=$out_dir is relative: give an absolute path on storage every node reaches"
+if [[ -n "$out_dir" && "$out_dir" != /* && "$out_dir" != *://* ]]; then
+  die "output.dir=$out_dir is relative: give an absolute path on storage every node reaches, or a URI"
 elif [[ -z "$out_dir" && "$config_given" == 0 ]]; then
   # Nothing sets it, so the default runs/ applies: make it absolute (this checkout is shared, see above).
   overrides=("output.dir=$PWD/runs")
 elif [[ -z "$out_dir" ]]; then
-  echo "launch/slurm.sh: no output.dir= argument: the --config file's must be an absolute path on shared storage" >&2
+  echo "launch/slurm.sh: no output.dir= argument: the --config file's must be an absolute path on shared storage or a URI" >&2
 fi
 
 port=${LENRL_RAY_PORT:-6379}

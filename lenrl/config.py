@@ -281,6 +281,7 @@ class RayConfig:
 @dataclass(frozen=True)
 class OutputConfig:
     dir: str = "runs"
+    """parent of run directories: a path, or a URI (s3://bucket/runs: lenrl/storage.py)"""
     name: str | None = None
     """run directory name; None: <algo>-<timestamp>"""
     tensorboard: bool = True

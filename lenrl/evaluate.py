@@ -201,10 +201,14 @@ def _check_model(name: str) -> None:
     Face id (`org/name`) is a missing directory, not a hub download that fails after Ray started."""
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
-    from lenrl.model.embedded import EMBEDDED
+    from lenrl import storage
+    from lenrl.model.embedded import EMBEDDED, check_model_uri
 
     path = Path(name).expanduser()
     if name == EMBEDDED:
+        return
+    if storage.is_uri(name):  # fetched into the cache when the evaluation starts
+        check_model_uri(name)
         return
     if name.startswith("testbed:"):  # built (or taken from the cache) when the run starts
         from lenrl.testbed.recipe import parse_spec

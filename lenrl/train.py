@@ -20,6 +20,7 @@ if __package__ in (None, ""):
 import argparse
 import functools
 import logging
+import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,8 @@ from lenrl.config import Config, available_algos
 from lenrl.errors import LenrlError, exit_code_of, interrupt_on_signals
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+OVERRIDE = re.compile(r"[A-Za-z_][\w.]*=")
+"""a dotted override (`train.steps=3`), which `--resume` would otherwise take for its RUN_DIR"""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -45,6 +48,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="continue a run from its newest checkpoint: RUN_DIR, or output.dir/output.name when omitted",
     )
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.steps=3 rollout.n=8")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for i in range(len(argv) - 1):  # `--resume output.dir=...`: no RUN_DIR given, the override stays in place
+        if argv[i] == "--resume" and OVERRIDE.match(argv[i + 1]):
+            argv.insert(i + 1, "auto")
+            break
     args = p.parse_intermixed_args(argv)  # overrides may come before and after --algo / --config
     if args.resume is not None:
         args.overrides.append(f"train.resume={args.resume}")
@@ -136,6 +144,7 @@ def setup(cfg: Config) -> Setup:
 
 
 def run(cfg: Config) -> int:
+    from lenrl import storage
     from lenrl.data.stream import PromptStream
     from lenrl.reward_runner import RewardRunner
 
@@ -143,6 +152,7 @@ def run(cfg: Config) -> int:
     started = start_ray(cfg)
     try:
         from lenrl.trainer.loop import Parts, train
+        from lenrl.trainer.plots import write_run_plots
         from lenrl.trainer.sampling import BatchSampler
 
         t = cfg.train
@@ -152,7 +162,7 @@ def run(cfg: Config) -> int:
         )  # fmt: skip
         engines, learners = build_actors(cfg, s.model_path)
         with rewards, s.run_dir:
-            print(f"lenrl: run directory {s.run_dir.path}", flush=True)
+            print(f"lenrl: run directory {s.run_dir.location}{_staged(s.run_dir)}", flush=True)
             stream, budgets = PromptStream(s.prompts, cfg.train.seed), question_budgets(cfg, s.model_path)
             sampler = BatchSampler(cfg, stream, engines, rewards, render=s.render, budgets=budgets)
             evaluate = s.periodic and functools.partial(s.periodic, engines=engines, run_dir=s.run_dir.path)
@@ -164,6 +174,7 @@ def run(cfg: Config) -> int:
                 pad_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
                 model_path=s.model_path,
             )
+            plots = write_run_plots(s.run_dir.path, storage.name(s.run_dir.location))
     finally:
         if s.periodic:
             s.periodic.close()
@@ -171,14 +182,16 @@ def run(cfg: Config) -> int:
             import ray
 
             ray.shutdown()
-    from lenrl.trainer.plots import write_run_plots
-
     print(f"lenrl: done, {result.steps} steps, weight version {result.weight_version}")
-    print(f"lenrl: training curves {write_run_plots(Path(result.run_dir))}")
+    print(f"lenrl: training curves {storage.join(s.run_dir.location, *plots.relative_to(s.run_dir.path).parts)}")
     print(f"lenrl: outputs in {result.run_dir} (config.yaml, metrics.jsonl, tensorboard/, checkpoint/)")
     if result.checkpoint:
         print(f"lenrl: evaluate it with: lenrl eval --model {result.checkpoint} {_eval_hint(cfg)}")
     return 0
+
+
+def _staged(run_dir: Any) -> str:
+    return f" (written through {run_dir.path})" if run_dir.path != run_dir.location else ""
 
 
 def load_data(cfg: Config):  # -> list[Problem]

@@ -247,3 +247,13 @@ def test_base_yaml_parses_the_same_with_the_plain_loader():
     """The strict loader changes no value of base.yaml (it only refuses duplicates and reads 1e-6 as float)."""
     text = (CONFIG_DIR / "base.yaml").read_text()
     assert read_yaml(CONFIG_DIR / "base.yaml") == yaml.safe_load(text)
+
+
+def test_resume_without_a_run_dir_leaves_the_next_override_alone():
+    from lenrl.train import parse_args
+
+    args = parse_args(["output.dir=/a", "--algo", "palu", "--resume", "output.dir=s3://b/runs", "train.steps=8"])
+    assert args.overrides == ["output.dir=/a", "output.dir=s3://b/runs", "train.steps=8", "train.resume=auto"]
+    assert parse_args(["--resume", "s3://b/runs/x"]).overrides == ["train.resume=s3://b/runs/x"]
+    assert parse_args(["--resume", "runs/a=b"]).overrides == ["train.resume=runs/a=b"]  # a path, not a key
+    assert parse_args(["train.steps=2", "--resume"]).overrides == ["train.steps=2", "train.resume=auto"]

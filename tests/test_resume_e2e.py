@@ -147,17 +147,30 @@ def test_sigkill_between_checkpoints_then_resume_is_exact(algo, uninterrupted, t
         assert full[-1]["budget/question_mean"] < 160
 
 
-def test_sigterm_writes_a_checkpoint_that_resumes_exactly(uninterrupted, tmp_path):
+def test_sigterm_writes_a_checkpoint_that_resumes_exactly(uninterrupted, tmp_path, monkeypatch):
+    """The run lives at a URI (output.dir=file://..., through fsspec as s3:// would be): the learner uploads
+    its checkpoint half from its own process, the driver mirrors metrics from a staging copy, and the resume
+    fetches both from the URI."""
     full = uninterrupted("palu")
-    run = tmp_path / "run"
-    cmd = _command("palu", tmp_path, "output.checkpoint_every=0")  # only the one SIGTERM writes
+    uri, run = f"file://{tmp_path}/bucket", tmp_path / "bucket" / "run"
+    cmd = [*_command("palu", tmp_path, "output.checkpoint_every=0"), f"output.dir={uri}"]  # one SIGTERM writes
     assert _stop_after(cmd, run, 1, signal.SIGTERM) == 128 + signal.SIGTERM
     ckpt = checkpoint.latest(run)
     assert ckpt is not None and (ckpt / checkpoint.MARKER).is_file() and (ckpt / "model.safetensors").is_file()
+    assert (ckpt / checkpoint.LEARNER_STATE_FILE).is_file() and (ckpt / checkpoint.STATE_FILE).is_file()
     step = checkpoint.read_state(ckpt).step
     assert step >= 1 and len(_rows(run)) == step  # a whole step: logged and saved together
-    _run(_command("palu", tmp_path, "output.checkpoint_every=0", "--resume"))
+    _run([*_command("palu", tmp_path, "output.checkpoint_every=0", "--resume"), f"output.dir={uri}"])
     _assert_same(_rows(run), full, after=step)
+    assert (run / "plots" / "training.png").is_file() and (run / checkpoint.FINAL_DIR / checkpoint.MARKER).is_file()
+    # the final checkpoint, fetched from the URI as `lenrl eval --model` and `model.name` do, loads as a model
+    from transformers import AutoModelForCausalLM
+
+    from lenrl.model.embedded import resolve_model
+
+    monkeypatch.setenv("LENRL_CACHE", str(tmp_path / "cache"))  # the fetched copy goes there
+    local = resolve_model(f"{uri}/run/{checkpoint.FINAL_DIR}")
+    assert AutoModelForCausalLM.from_pretrained(local).num_parameters() > 1e6
 
 
 def test_a_killed_rollout_engine_is_restarted_and_the_run_is_unchanged(uninterrupted, tmp_path):

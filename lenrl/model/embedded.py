@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from lenrl import storage
 from lenrl.errors import LenrlError
 from lenrl.files import atomic_dir
 
@@ -54,9 +55,13 @@ def embedded_model_dir() -> Path:
 
 
 def resolve_model(name: str) -> str:
-    """Map a config model name to something `from_pretrained` and vLLM accept."""
+    """Map a config model name to something `from_pretrained` and vLLM accept: the embedded model, a
+    testbed model, a local directory, a directory at a URI (a checkpoint of a run whose output.dir is one,
+    fetched once into $LENRL_CACHE/fetched), or a Hugging Face hub id."""
     if name == EMBEDDED:
         return str(embedded_model_dir())
+    if storage.is_uri(name):
+        return str(fetch_model(name))
     if name.startswith("testbed:"):
         from lenrl.testbed.build import testbed_model_dir
 
@@ -69,3 +74,20 @@ def resolve_model(name: str) -> str:
     if name.startswith((".", "/", "~")):
         raise LenrlError(f"model.name: no such directory {name}")
     return name  # a Hugging Face hub id
+
+
+def fetch_model(uri: str) -> Path:
+    """A model directory at a URI, copied here once per version of its contents."""
+    check_model_uri(uri)
+    return storage.fetch(uri, cache_root() / "fetched")
+
+
+def check_model_uri(uri: str) -> None:
+    """A model at a URI holds config.json, and a lenrl checkpoint its marker (else its upload was cut)."""
+    from lenrl.trainer.checkpoint import MARKER, STATE_FILE
+
+    storage.check_uri(uri, "model")
+    if not storage.is_file(storage.join(uri, "config.json")):
+        raise LenrlError(f"model {uri}: holds no model (no config.json)")
+    if storage.is_file(storage.join(uri, STATE_FILE)) and not storage.is_file(storage.join(uri, MARKER)):
+        raise LenrlError(f"model {uri}: an incomplete checkpoint (no {MARKER} marker: its upload was interrupted)")

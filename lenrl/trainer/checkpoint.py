@@ -11,8 +11,11 @@ is) plus the training state:
     question_budgets.json PALU's per-question budgets (when the run has them)
     COMPLETE              written last
 
-It is assembled in a hidden `.tmp` directory beside its final place and renamed there once the marker is
-in: a crash mid-write leaves a `.tmp` directory, never one that looks valid, and resume ignores it.
+On a local filesystem it is assembled in a hidden `.tmp` directory beside its final place and renamed there
+once the marker is in: a crash mid-write leaves a `.tmp` directory, never one that looks valid, and resume
+ignores it. Under a URI (`output.dir=s3://...`, lenrl/storage.py), where object stores cannot rename a
+directory, the learner uploads its half straight into place from its own node, the driver adds its files,
+and the marker is uploaded last: a directory without it is ignored by resume and deleted by `prune`.
 Periodic checkpoints live in `<run>/checkpoints/step_NNNNNN` (the newest `output.keep_last` are kept); the
 final one is `<run>/checkpoint`. The budget schedule B(t) and the lr factor are functions of the step, so
 the step restores them.
@@ -24,6 +27,7 @@ import json
 import os
 import random
 import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,7 +36,9 @@ from typing import Any, Protocol, cast
 import numpy as np
 import torch
 
+from lenrl import storage
 from lenrl.errors import LenrlError
+from lenrl.storage import Location
 
 MARKER = "COMPLETE"
 STATE_FILE = "trainer_state.json"
@@ -82,24 +88,25 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 
 def write(
-    directory: Path,
+    directory: Location,
     state: TrainerState,
     learners: CheckpointWriter,
     tokenizer_src: str,
     extra: Callable[[Path], None] = lambda tmp: None,
-) -> Path:
-    """Assemble the checkpoint in `.<name>.tmp` beside `directory` (`extra` adds files, e.g. PALU's budgets
-    in the format `model.name=<checkpoint>` reads), marker last, then rename it into place (replacing an
-    older checkpoint of the same name)."""
+) -> Location:
+    """Write the checkpoint whole or not at all (replacing an older one of the same name): locally in
+    `.<name>.tmp` beside `directory`, marker last, then renamed into place; under a URI in place, marker
+    uploaded last. `extra` adds files (e.g. PALU's budgets, in the format `model.name=<checkpoint>` reads)."""
+    if storage.is_uri(directory):
+        return _write_uri(str(directory), state, learners, tokenizer_src, extra)
+    directory = Path(directory)
     tmp = directory.with_name(f".{directory.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.parent.mkdir(parents=True, exist_ok=True)
     try:
         tmp.mkdir()
         learners.save(str(tmp), tokenizer_src)
-        extra(tmp)
-        (tmp / STATE_FILE).write_text(json.dumps(asdict(state)))
-        (tmp / MARKER).write_text(f"step {state.step}\n")
+        _driver_files(tmp, state, extra)
         if directory.exists():
             shutil.rmtree(directory)
         os.replace(tmp, directory)
@@ -109,40 +116,73 @@ def write(
     return directory
 
 
-def periodic_dir(run: Path, step: int) -> Path:
-    return run / PERIODIC_DIR / f"step_{step:06d}"
+def _write_uri(
+    uri: str, state: TrainerState, learners: CheckpointWriter, tokenizer_src: str, extra: Callable[[Path], None]
+) -> str:
+    """The learner uploads its half from its own node (`Learner.save` takes a URI); an interrupted write
+    leaves a directory without a marker, which no reader takes for a checkpoint."""
+    marker = storage.join(uri, MARKER)
+    if storage.exists(marker):  # an older checkpoint of this name stops being valid before it is replaced
+        storage.remove(marker)
+    storage.remove(uri)
+    learners.save(uri, tokenizer_src)
+    with tempfile.TemporaryDirectory(prefix="lenrl-ckpt-") as tmp:
+        _driver_files(Path(tmp), state, extra)
+        storage.upload(Path(tmp), uri, last=MARKER)
+    return uri
 
 
-def is_complete(directory: Path) -> bool:
-    return (directory / MARKER).is_file() and (directory / STATE_FILE).is_file()
+def _driver_files(directory: Path, state: TrainerState, extra: Callable[[Path], None]) -> None:
+    """The driver's half of the checkpoint, marker last."""
+    extra(directory)
+    (directory / STATE_FILE).write_text(json.dumps(asdict(state)))
+    (directory / MARKER).write_text(f"step {state.step}\n")
 
 
-def complete_checkpoints(run: Path) -> list[tuple[int, Path]]:
+def periodic_dir(run: Location, step: int) -> Location:
+    return storage.join(run, PERIODIC_DIR, f"step_{step:06d}")
+
+
+def final_dir(run: Location) -> Location:
+    return storage.join(run, FINAL_DIR)
+
+
+def is_complete(directory: Location) -> bool:
+    return storage.is_file(storage.join(directory, MARKER)) and storage.is_file(storage.join(directory, STATE_FILE))
+
+
+def complete_checkpoints(run: Location) -> list[tuple[int, Location]]:
     """(step, directory) of every complete checkpoint of run directory `run`, oldest first."""
-    found = [d for d in (run / PERIODIC_DIR).glob("step_*") if is_complete(d)]
-    if is_complete(run / FINAL_DIR):
-        found.append(run / FINAL_DIR)
-    return sorted(((read_state(d).step, d) for d in found), key=lambda sd: (sd[0], sd[1].name == FINAL_DIR))
+    found = [d for d in _periodic(run) if is_complete(d)]
+    if is_complete(final_dir(run)):
+        found.append(final_dir(run))
+    return sorted(((read_state(d).step, d) for d in found), key=lambda sd: (sd[0], storage.name(sd[1]) == FINAL_DIR))
 
 
-def latest(run: Path) -> Path | None:
+def latest(run: Location) -> Location | None:
     """The newest complete checkpoint of `run` (by step; the final one wins a tie), or None."""
     found = complete_checkpoints(run)
     return found[-1][1] if found else None
 
 
-def prune(run: Path, keep_last: int) -> None:
-    """Delete all but the newest `keep_last` periodic checkpoints, and leftovers of interrupted writes."""
-    periodic = [d for _, d in complete_checkpoints(run) if d.parent.name == PERIODIC_DIR]
+def prune(run: Location, keep_last: int) -> None:
+    """Delete all but the newest `keep_last` periodic checkpoints, and leftovers of interrupted writes
+    (`.step_*.tmp` directories locally; `step_*` directories without a marker under a URI)."""
+    periodic = [d for _, d in complete_checkpoints(run) if storage.name(d) != FINAL_DIR]
     for d in periodic[:-keep_last]:
-        shutil.rmtree(d, ignore_errors=True)
-    for tmp in (run / PERIODIC_DIR).glob(".step_*.tmp"):
-        shutil.rmtree(tmp, ignore_errors=True)
+        storage.remove(d)
+    for d in storage.list_dirs(storage.join(run, PERIODIC_DIR)):
+        if storage.name(d).startswith(".step_") or (storage.is_uri(d) and not is_complete(d)):
+            storage.remove(d)
 
 
-def read_state(directory: Path) -> TrainerState:
-    path = directory / STATE_FILE
+def _periodic(run: Location) -> list[Location]:
+    return [d for d in storage.list_dirs(storage.join(run, PERIODIC_DIR)) if storage.name(d).startswith("step_")]
+
+
+def read_state(directory: Location) -> TrainerState:
+    path = storage.join(directory, STATE_FILE)
     try:
-        return TrainerState(**json.loads(path.read_text()))
+        return TrainerState(**json.loads(storage.read_text(path)))
     except (OSError, ValueError, TypeError) as e:
         raise LenrlError(f"{path}: not a lenrl trainer state ({type(e).__name__}: {e})") from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from typing import Any, cast
 import torch
 import torch.distributed as dist
 
+from lenrl import storage
 from lenrl.algos import AGGREGATIONS, GROUP_LOSSES, KL_ESTIMATORS, POLICY_LOSSES, GroupLossInput, LossInput
 from lenrl.config import AlgoConfig, LoraSettings, TrainConfig
 from lenrl.memory import peak_memory_gib
@@ -270,10 +272,6 @@ class Learner:
             with self.model.disable_adapter():  # LoRA: the base weights are the reference
                 return response_logprobs(self.model, mb, temperature=self.temperature)[0]
 
-    def weights(self) -> dict[str, torch.Tensor]:
-        """Named parameters in HF naming, on CPU, for the rollout engines (merged, under LoRA)."""
-        return {k: v for bucket in self.weight_buckets(0) for k, v in bucket.items()}
-
     @torch.no_grad()
     def weight_buckets(self, bucket_mib: float) -> Iterator[dict[str, torch.Tensor]]:
         """The engines' weights in buckets of about `bucket_mib` MiB (0: one bucket), copied to CPU one
@@ -295,10 +293,19 @@ class Learner:
 
     def save(self, path: str, tokenizer_src: str) -> str:
         """Write the learner's half of a checkpoint into directory `path`: the HF model and tokenizer, and
-        `learner_state.pt` (optimizer state, torch RNG). lenrl/trainer/checkpoint.py makes it atomic."""
+        `learner_state.pt` (optimizer state, torch RNG). lenrl/trainer/checkpoint.py makes it atomic. A URI
+        `path` (lenrl/storage.py) is uploaded from this learner's node through a local temporary copy."""
+        if storage.is_uri(path):
+            with tempfile.TemporaryDirectory(prefix="lenrl-save-") as tmp:
+                self._save_local(Path(tmp), tokenizer_src)
+                storage.upload(Path(tmp), path)
+            return path
+        self._save_local(Path(path), tokenizer_src)
+        return path
+
+    def _save_local(self, out: Path, tokenizer_src: str) -> None:
         from transformers import AutoTokenizer
 
-        out = Path(path)
         out.mkdir(parents=True, exist_ok=True)
         if self.lora:
             lora_adapters.save(self.model, out)  # the merged model, and adapter/
@@ -309,20 +316,27 @@ class Learner:
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state()
         torch.save(state, out / LEARNER_STATE_FILE)
-        return str(out)
 
     def load(self, path: str) -> None:
-        """Continue from checkpoint `path`: its weights, optimizer state and RNG (the reference model for the
-        KL term stays the run's starting model)."""
+        """Continue from checkpoint `path` (a directory, or a URI fetched to this node first): its weights,
+        optimizer state and RNG (the reference model for the KL term stays the run's starting model)."""
+        if storage.is_uri(path):
+            with tempfile.TemporaryDirectory(prefix="lenrl-load-") as tmp:
+                storage.download(path, Path(tmp))
+                self._load_local(Path(tmp))
+            return
+        self._load_local(Path(path))
+
+    def _load_local(self, path: Path) -> None:
         from transformers import AutoModelForCausalLM
 
         if self.lora:
-            lora_adapters.load_adapter(self.model, Path(path))
+            lora_adapters.load_adapter(self.model, path)
         else:
             saved = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
             self.model.load_state_dict(saved.state_dict())
             del saved
-        state = torch.load(Path(path) / LEARNER_STATE_FILE, map_location=self.device, weights_only=False)
+        state = torch.load(path / LEARNER_STATE_FILE, map_location=self.device, weights_only=False)
         self.opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
         if self.device.type == "cuda" and "cuda_rng" in state:

@@ -30,7 +30,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -39,6 +38,7 @@ from lenrl.algos import ADVANTAGES, AdvantageInput
 from lenrl.config import Config
 from lenrl.data.stream import PromptStream
 from lenrl.errors import RunFailed, WorkerDied, deferred_interrupts
+from lenrl.storage import Location
 from lenrl.trainer import checkpoint
 from lenrl.trainer.batch import build_train_batch
 from lenrl.trainer.checkpoint import TrainerState
@@ -120,21 +120,21 @@ def train(cfg: Config, run: RunDir, parts: Parts, *, pad_id: int, model_path: st
                 run.commit()
                 state = snapshot(step, version, logger, parts, lr, streak, drawn)
                 if cfg.output.checkpoint_every and step % cfg.output.checkpoint_every == 0:
-                    save(cfg, run, state, parts, model_path, checkpoint.periodic_dir(run.path, step))
+                    save(cfg, run, state, parts, model_path, checkpoint.periodic_dir(run.location, step))
                     saved_at = step
     except WorkerDied as e:  # a learner's state is lost with it: the run can only go on from a checkpoint
         raise RunFailed(f"{e} after step {state.step}; {_last_good(run)}") from e
     except KeyboardInterrupt:  # SIGTERM / SIGINT (lenrl.errors.Interrupted): keep what the run has learnt
         if state.step > max(saved_at, 0):
-            where = save(cfg, run, state, parts, model_path, checkpoint.periodic_dir(run.path, state.step))
+            where = save(cfg, run, state, parts, model_path, checkpoint.periodic_dir(run.location, state.step))
             print(f"lenrl: interrupted after step {state.step}; checkpoint {where}", flush=True)
         raise
     finally:
         logger.close()
     ckpt = None
     if cfg.output.save_final:
-        ckpt = str(save(cfg, run, state, parts, model_path, run.path / checkpoint.FINAL_DIR))
-    return RunResult(str(run.path), ckpt, cfg.train.steps, state.weight_version)
+        ckpt = str(save(cfg, run, state, parts, model_path, checkpoint.final_dir(run.location)))
+    return RunResult(str(run.location), ckpt, cfg.train.steps, state.weight_version)
 
 
 def scheduled_eval(cfg: Config, parts: Parts, step: int) -> dict[str, float]:
@@ -205,7 +205,7 @@ def check_finite(cfg: Config, stats: LearnerStats, step: int, streak: int, run: 
 
 
 def _last_good(run: RunDir) -> str:
-    ckpt = checkpoint.latest(run.path)
+    ckpt = checkpoint.latest(run.location)
     return f"continue from {ckpt} with --resume" if ckpt else "no checkpoint was written yet"
 
 
@@ -284,13 +284,16 @@ def prefetch(cfg: Config, parts: Parts, step: int) -> Prefetch | None:
     return Prefetch(lambda: parts.sampler.sample(step + 1))
 
 
-def save(cfg: Config, run: RunDir, state: TrainerState, parts: Parts, model_path: str, where: Path) -> Path:
+def save(cfg: Config, run: RunDir, state: TrainerState, parts: Parts, model_path: str, where: Location) -> Location:
+    """A checkpoint at `where`, then older ones pruned. A URI run mirrors the driver's files first, so that a
+    complete checkpoint there never counts more metrics lines than the URI holds."""
+    run.sync()
     out = checkpoint.write(where, state, parts.learners, model_path, extra=parts.budgets.save)
-    checkpoint.prune(run.path, cfg.output.keep_last)
+    checkpoint.prune(run.location, cfg.output.keep_last)
     return out
 
 
-def resume(ckpt: Path, parts: Parts) -> TrainerState:
+def resume(ckpt: Location, parts: Parts) -> TrainerState:
     """Put every part back where checkpoint `ckpt` stood: learners (weights, optimizer, RNG), the engines'
     weights, the prompt stream, the group counter (the engines' per-request seeds), budgets, driver RNG."""
     state = checkpoint.read_state(ckpt)

@@ -73,10 +73,11 @@ def curves_png(runs: Sequence[tuple[str, list[dict]]], panels: Sequence[tuple[st
     return _png(fig)
 
 
-def write_run_plots(run: Path) -> Path:
+def write_run_plots(run: Path, label: str | None = None) -> Path:
+    """The run's curves into `run`/OUT_NAME; `label` names the run in the legend (default: the directory)."""
     out = run / OUT_NAME
     out.parent.mkdir(exist_ok=True)
-    atomic_write(out, curves_png([(run.name, read_metrics(run))]))
+    atomic_write(out, curves_png([(label or run.name, read_metrics(run))]))
     return out
 
 

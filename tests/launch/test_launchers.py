@@ -203,9 +203,10 @@ def test_slurm_refuses_a_relative_output_dir_before_allocating_anything(tmp_path
     assert not calls
 
 
-def test_slurm_keeps_the_users_output_dir(tmp_path):
-    _, calls = run("slurm.sh", ["output.dir=/shared/r", "--algo", "dler"], slurm_env(tmp_path))
-    assert calls[-1]["argv"] == ["lenrl/train.py", "output.dir=/shared/r", "--algo", "dler"]
+@pytest.mark.parametrize("out", ["/shared/r", "s3://bucket/runs"])
+def test_slurm_keeps_the_users_output_dir(tmp_path, out):
+    _, calls = run("slurm.sh", [f"output.dir={out}", "--algo", "dler"], slurm_env(tmp_path))
+    assert calls[-1]["argv"] == ["lenrl/train.py", f"output.dir={out}", "--algo", "dler"]
 
 
 @pytest.mark.parametrize("children_too", [False, True], ids=["shell only", "shell and children"])

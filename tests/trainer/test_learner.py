@@ -161,7 +161,7 @@ def test_lora_trains_only_the_adapters_and_ships_merged_weights(tiny_model_dir, 
     assert changed and all(".lora_" in k for k in changed)
     assert stats.kl_ref > 0  # the adapted policy has moved away from its base
 
-    merged = learner.weights()
+    merged = {k: v for bucket in learner.weight_buckets(0) for k, v in bucket.items()}  # one bucket: all
     plain = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32)
     assert set(merged) == set(plain.state_dict())  # the engines' names: no lora or base_layer keys
     plain.load_state_dict(merged)
@@ -197,7 +197,7 @@ def test_bf16_compute_keeps_fp32_master_weights(tiny_model_dir):
     assert all(p.dtype == torch.float32 for p in learner.model.parameters())
     assert all(v.dtype == torch.float32 for s in learner.opt.state.values() for v in s.values() if v.dim() > 0)
     assert next(learner.ref.parameters()).dtype == torch.bfloat16
-    assert {v.dtype for v in learner.weights().values()} == {torch.bfloat16}
+    assert {v.dtype for b in learner.weight_buckets(0) for v in b.values()} == {torch.bfloat16}
     m = b.response_mask_BT
     delta = ((after - before) * m).sum(1) / m.sum(1)
     assert delta[0] > 0 and delta[2] > 0 and delta[1] < 0 and delta[3] < 0 and stats.kl_ref >= 0

@@ -7,12 +7,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
 from pathlib import Path
 
 import pytest
 import torch
 
+from lenrl import storage
 from lenrl.algos import QUESTION_BUDGETS
 from lenrl.config import load_config
 from lenrl.data.stream import PromptStream
@@ -225,3 +227,62 @@ def test_output_dir_under_a_ray_job_resolves_to_the_submission_directory(tmp_pat
     assert output_root("runs") == tmp_path / "project" / "runs"
     monkeypatch.chdir(tmp_path)  # an ordinary run: relative to where it was started
     assert output_root("runs") == tmp_path / "runs"
+
+
+class StorageLearners(FakeLearners):
+    """FakeLearners writing their half through lenrl.storage, as `Learner.save` does for a URI."""
+
+    def save(self, path: str, tokenizer_src: str) -> str:
+        storage.write_text(storage.join(path, "updates.txt"), str(len(self.batches)))
+        self.saved.append(path)
+        return path
+
+    def load(self, path: str) -> None:
+        self.batches = [None] * int(storage.read_text(storage.join(path, "updates.txt")))  # type: ignore[list-item]
+
+
+def test_a_run_at_a_uri_checkpoints_there_and_resumes_on_a_fresh_machine(tmp_path, monkeypatch):
+    """output.dir as a URI (file:// through fsspec, with an object store's rules: no directory rename, so a
+    marker uploaded last): a crashed run left its checkpoints and metrics at the URI; a driver that has
+    nothing on its disk (the staging copy deleted) resumes from there exactly."""
+    monkeypatch.setenv("LENRL_CACHE", str(tmp_path / "cache"))  # where the driver's staging copy goes
+    full, _ = _train(tmp_path / "local", **{"output.checkpoint_every": 2, "output.keep_last": 5})
+    uri, remote = f"file://{tmp_path}/bucket", tmp_path / "bucket" / "run"
+    at_uri = {"output.dir": uri, "output.checkpoint_every": 2}
+    with pytest.raises(Crash):
+        _train(tmp_path, engines=CrashingEngines(at=6), learners=StorageLearners(), **at_uri)
+    assert len(_rows(remote)) == 5  # mirrored as the run failed
+    assert [s for s, _ in checkpoint.complete_checkpoints(f"{uri}/run")] == [2, 4]
+    assert checkpoint.latest(f"{uri}/run") == f"{uri}/run/checkpoints/step_000004"
+    assert list((tmp_path / "cache" / "staging").iterdir()) == []  # mirrored, so the local copy was dropped
+    shutil.rmtree(tmp_path / "cache")  # a fresh machine
+
+    resumed, _ = _train(tmp_path, learners=StorageLearners(), **at_uri, **{"train.resume": "auto"})
+    assert resumed.run_dir == f"{uri}/run" and resumed.weight_version == 6
+    assert [_deterministic(r) for r in _rows(remote)] == [_deterministic(r) for r in _rows(Path(full.run_dir))]
+    assert [s for s, _ in checkpoint.complete_checkpoints(f"{uri}/run")] == [4, 6, 6]
+    assert (remote / "config.yaml").is_file() and (remote / "question_budgets.json").is_file()
+    assert not (remote / "checkpoints" / ".step_000006.tmp").exists()  # no local-style leftovers at the URI
+
+
+def test_an_interrupted_checkpoint_upload_is_ignored_then_replaced(tmp_path, monkeypatch):
+    monkeypatch.setenv("LENRL_CACHE", str(tmp_path / "cache"))
+
+    class FailingUpload(StorageLearners):
+        def save(self, path, tokenizer_src):
+            super().save(path, tokenizer_src)
+            if "step_000004" in path:
+                raise Crash("connection reset")
+            return path
+
+    uri, remote = f"file://{tmp_path}/bucket", tmp_path / "bucket" / "run"
+    at_uri = {"output.dir": uri, "output.checkpoint_every": 2}
+    with pytest.raises(Crash):
+        _train(tmp_path, learners=FailingUpload(), **at_uri)
+    step4 = remote / "checkpoints" / "step_000004"
+    assert (step4 / "updates.txt").is_file() and not (step4 / checkpoint.MARKER).exists()  # half-uploaded
+    assert checkpoint.latest(f"{uri}/run") == f"{uri}/run/checkpoints/step_000002"
+    resumed, _ = _train(tmp_path, learners=StorageLearners(), **at_uri, **{"train.resume": f"{uri}/run"})
+    assert [r["step"] for r in _rows(remote)] == [1, 2, 3, 4, 5, 6] and resumed.weight_version == 6
+    assert sorted(p.name for p in (remote / "checkpoints").iterdir()) == ["step_000004", "step_000006"]
+    assert (step4 / checkpoint.MARKER).is_file()
