@@ -195,6 +195,9 @@ class TrainConfig:
     """padded positions (rows x width) per forward/backward pass, at most; 0 = no cap. Rows are sorted by
     length before the cut (lenrl/trainer/microbatch.py), so a cap keeps short rows from being padded to
     long ones"""
+    shared_prefix: bool = True
+    """forward each group's prompt once per micro-batch and let its responses attend to its keys/values
+    (lenrl/trainer/logprobs.py): the same loss and gradient as the padded pass, 1/G of the prompt's cost"""
     lr: float = 1e-4
     lr_schedule: str = "constant"
     """constant | linear | cosine: the factor on lr per RL step, after warmup_steps of linear warm-up

@@ -208,7 +208,7 @@ def _check_model(name: str) -> None:
     if name == EMBEDDED:
         return
     if storage.is_uri(name):  # fetched into the cache when the evaluation starts
-        check_model_uri(name)
+        check_model_uri(name, "--model")
         return
     if name.startswith("testbed:"):  # built (or taken from the cache) when the run starts
         from lenrl.testbed.recipe import parse_spec

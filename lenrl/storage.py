@@ -12,9 +12,12 @@ file, uploaded after every other file, is there (`upload(..., last=MARKER)`). In
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +34,11 @@ def is_uri(location: Location) -> bool:
 
 
 def as_location(text: str) -> Location:
-    """A config value as a Location: URIs stay strings, everything else is a Path."""
-    return text.rstrip("/") if is_uri(text) else Path(text).expanduser()
+    """A config value as a Location: URIs stay strings (without a trailing slash), everything else is a Path."""
+    if not is_uri(text):
+        return Path(text).expanduser()
+    protocol, rest = text.split("://", 1)
+    return f"{protocol}://{rest.rstrip('/') or '/'}"
 
 
 def check_uri(uri: str, key: str) -> None:
@@ -94,17 +100,6 @@ def read_text(location: Location) -> str:
         return str(f.read())
 
 
-def write_text(location: Location, text: str) -> None:
-    if isinstance(location, Path):
-        location.parent.mkdir(parents=True, exist_ok=True)
-        location.write_text(text)
-        return
-    fs, path = _split(location)
-    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-    with fs.open(path, "w") as f:
-        f.write(text)
-
-
 def list_dirs(location: Location) -> list[Location]:
     """The subdirectories of `location` (none when it does not exist), by name."""
     if isinstance(location, Path):
@@ -126,16 +121,60 @@ def remove(location: Location) -> None:
         fs.rm(path, recursive=True)
 
 
-def upload(local: Path, uri: str, *, last: str | None = None, skip: tuple[str, ...] = ()) -> None:
-    """Copy the files under directory `local` to `uri` (overwriting), file `last` after all the others, so
-    that its presence means the rest arrived; top-level entries named in `skip` stay behind."""
+def upload(
+    local: Path,
+    uri: str,
+    *,
+    first: str | None = None,
+    last: str | None = None,
+    skip: tuple[str, ...] = (),
+    sent: dict[str, tuple[int, int]] | None = None,
+) -> None:
+    """Copy the files under directory `local` to `uri` (overwriting): file `first` before the others and
+    `last` after them, so that the presence of `last` means the rest arrived; top-level entries named in
+    `skip` stay behind. `sent` (relative path -> size, mtime) skips files unchanged since an earlier call
+    with the same dict, and is updated. A file that vanishes meanwhile (a logger rotating it) is passed over."""
     fs, root = _split(uri)
     files = sorted(p for p in local.rglob("*") if p.is_file() and p.relative_to(local).parts[0] not in skip)
-    files.sort(key=lambda p: p.relative_to(local).as_posix() == last)  # stable: `last` moves to the end
+    rank = {first: 0, last: 2}
+    files.sort(key=lambda p: rank.get(p.relative_to(local).as_posix(), 1))  # stable within each rank
+    made: set[str] = set()
     for p in files:
-        target = f"{root}/{p.relative_to(local).as_posix()}"
-        fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
-        fs.put_file(str(p), target)
+        rel = p.relative_to(local).as_posix()
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            continue
+        if sent is not None and sent.get(rel) == (st.st_size, st.st_mtime_ns):
+            continue
+        target = f"{root}/{rel}"
+        parent = target.rsplit("/", 1)[0]
+        if parent not in made:
+            made.add(parent)
+            with contextlib.suppress(Exception):  # object stores have no directories (and s3fs may try to
+                fs.makedirs(parent, exist_ok=True)  # create a bucket): a real failure shows in put_file
+        try:
+            _retry(fs.put_file, str(p), target)
+        except FileNotFoundError:
+            if p.exists():
+                raise
+            continue
+        if sent is not None:
+            sent[rel] = (st.st_size, st.st_mtime_ns)
+
+
+def _retry(call: Callable[..., object], *args: object, tries: int = 3, wait_s: float = 1.0) -> None:
+    """Object stores fail transiently (throttling, a reset connection): a few tries, the last error raised."""
+    for i in range(tries):
+        try:
+            call(*args)
+            return
+        except FileNotFoundError:
+            raise
+        except Exception:
+            if i == tries - 1:
+                raise
+            time.sleep(wait_s * 2**i)
 
 
 def download(uri: str, local: Path, *, skip: tuple[str, ...] = ()) -> None:
@@ -151,20 +190,35 @@ def download(uri: str, local: Path, *, skip: tuple[str, ...] = ()) -> None:
         fs.get_file(remote, str(target))
 
 
-def fetch(uri: str, cache: Path) -> Path:
-    """A local copy of directory `uri` in a subdirectory of `cache`, one per version of its contents (the
-    names and sizes of its files), so a checkpoint replaced at the same URI is fetched again. Written whole
-    or not at all (lenrl.files.atomic_dir)."""
+def fetch(uri: str, cache: Path, *, skip: tuple[str, ...] = ()) -> Path:
+    """A local copy of directory `uri` in a subdirectory of `cache`, one per version of its contents (names,
+    sizes and the store's version tags: ETag, generation, mtime), so a checkpoint replaced at the same URI is
+    fetched again. Written whole or not at all (lenrl.files.atomic_dir); refused when the contents changed
+    while being copied. Top-level entries named in `skip` are not copied."""
     from lenrl.files import atomic_dir
 
-    fs, root = _split(uri)
-    root = root.rstrip("/")
-    listing = sorted((p[len(root) :], int(info.get("size") or 0)) for p, info in fs.find(root, detail=True).items())
+    listing = _listing(uri)
     if not listing:
         raise LenrlError(f"{uri}: no such directory, or an empty one")
     digest = hashlib.sha256(json.dumps([uri, listing]).encode()).hexdigest()[:12]
     out = cache / f"{name(uri)}-{digest}"
     if not out.is_dir():
         with atomic_dir(out, prefix=".fetch-") as tmp:
-            download(uri, tmp)
+            download(uri, tmp, skip=skip)
+            if _listing(uri) != listing:
+                raise LenrlError(f"{uri}: changed while it was being copied (a checkpoint being rewritten?)")
     return out
+
+
+VERSION_KEYS = ("ETag", "etag", "generation", "md5Hash", "LastModified", "last_modified", "mtime")
+"""what fsspec backends report of a file's version (s3fs, gcsfs, adlfs, local)"""
+
+
+def _listing(uri: str) -> list[list[str]]:
+    fs, root = _split(uri)
+    root = root.rstrip("/")
+    found = fs.find(root, detail=True) if fs.exists(root) else {}
+    return sorted(
+        [path[len(root) :], str(info.get("size")), *(str(info[k]) for k in VERSION_KEYS if k in info)]
+        for path, info in found.items()
+    )

@@ -3,6 +3,7 @@ be: no rename, one file at a time) answer every operation alike; uploads put the
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import fsspec
@@ -27,7 +28,8 @@ def test_local_paths_and_uris_answer_alike(tmp_path, kind):
     where = tmp_path / "store"
     loc: storage.Location = where if kind == "path" else f"file://{where}"
     assert not storage.exists(loc) and storage.list_dirs(loc) == []
-    storage.write_text(storage.join(loc, "d1", "f.txt"), "hello")  # parents are made as needed
+    (where / "d1").mkdir(parents=True)
+    (where / "d1" / "f.txt").write_text("hello")
     (where / "d2").mkdir()
     assert [storage.name(d) for d in storage.list_dirs(loc)] == ["d1", "d2"]
     assert all(type(d) is type(loc) for d in storage.list_dirs(loc))  # a Path stays a Path, a URI a URI
@@ -47,8 +49,13 @@ def test_upload_puts_the_marker_last_and_download_restores_the_tree(tmp_path, mo
         fs_cls, "put_file", lambda self, lpath, rpath, **kw: (order.append(rpath), put(self, lpath, rpath, **kw))
     )
     uri = f"file://{tmp_path}/remote/ckpt"
-    storage.upload(src, uri, last="COMPLETE", skip=("skipme",))
-    assert [Path(p).name for p in order] == ["a.txt", "w.bin", "COMPLETE"]
+    sent: dict = {}
+    storage.upload(src, uri, first="sub/deep/w.bin", last="COMPLETE", skip=("skipme",), sent=sent)
+    assert [Path(p).name for p in order] == ["w.bin", "a.txt", "COMPLETE"]
+    order.clear()
+    (src / "a.txt").write_text("a, longer")
+    storage.upload(src, uri, skip=("skipme",), sent=sent)  # only what changed since
+    assert [Path(p).name for p in order] == ["a.txt"]
     back = tmp_path / "back"
     storage.download(uri, back)
     assert sorted(p.relative_to(back).as_posix() for p in back.rglob("*") if p.is_file()) == [
@@ -103,9 +110,16 @@ def test_a_model_at_a_uri_is_fetched_once_per_version(tmp_path, monkeypatch):
     first = Path(resolve_model(uri))
     assert first.parent == tmp_path / "cache" / "fetched" and (first / "config.json").read_text() == "{}"
     assert Path(resolve_model(uri)) == first  # the same contents: no second copy
-    (ckpt / MARKER).write_text("step 12\n")  # the run was extended: a new version at the same URI
+    (ckpt / "config.json").write_text("[]")  # replaced by contents of the same size: a new version all the same
+    os.utime(ckpt / "config.json", ns=(1, 10**18))
     second = Path(resolve_model(uri))
-    assert second != first and (second / MARKER).read_text() == "step 12\n"
+    assert second != first and (second / "config.json").read_text() == "[]"
     assert sorted(p.name for p in (tmp_path / "cache" / "fetched").iterdir()) == sorted([first.name, second.name])
     with pytest.raises(LenrlError, match=r"holds no model \(no config.json\)"):
         resolve_model(f"file://{tmp_path}/bucket/run")
+    upload = tmp_path / "bucket" / "run" / "checkpoints" / "step_000002"  # the learner's half arriving
+    upload.mkdir(parents=True)
+    (upload / "learner_state.pt").write_bytes(b"")
+    (upload / "config.json").write_text("{}")
+    with pytest.raises(LenrlError, match=r"^model.name file://.*step_000002: an incomplete checkpoint"):
+        resolve_model(f"file://{upload}")

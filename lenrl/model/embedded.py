@@ -76,18 +76,23 @@ def resolve_model(name: str) -> str:
     return name  # a Hugging Face hub id
 
 
-def fetch_model(uri: str) -> Path:
-    """A model directory at a URI, copied here once per version of its contents."""
-    check_model_uri(uri)
-    return storage.fetch(uri, cache_root() / "fetched")
+def fetch_model(uri: str, key: str = "model.name") -> Path:
+    """A model directory at a URI, copied here once per version of its contents (a checkpoint's optimizer
+    state stays behind: evaluation and `model.name` read the weights, tokenizer and budgets)."""
+    from lenrl.trainer.checkpoint import LEARNER_STATE_FILE
+
+    check_model_uri(uri, key)
+    return storage.fetch(uri, cache_root() / "fetched", skip=(LEARNER_STATE_FILE,))
 
 
-def check_model_uri(uri: str) -> None:
-    """A model at a URI holds config.json, and a lenrl checkpoint its marker (else its upload was cut)."""
-    from lenrl.trainer.checkpoint import MARKER, STATE_FILE
+def check_model_uri(uri: str, key: str = "model.name") -> None:
+    """A model at a URI holds config.json, and a lenrl checkpoint its marker: the learner uploads its state
+    file first and the driver the marker last, so either without the marker is an upload in progress or cut."""
+    from lenrl.trainer.checkpoint import LEARNER_STATE_FILE, MARKER, STATE_FILE
 
-    storage.check_uri(uri, "model")
+    storage.check_uri(uri, key)
     if not storage.is_file(storage.join(uri, "config.json")):
-        raise LenrlError(f"model {uri}: holds no model (no config.json)")
-    if storage.is_file(storage.join(uri, STATE_FILE)) and not storage.is_file(storage.join(uri, MARKER)):
-        raise LenrlError(f"model {uri}: an incomplete checkpoint (no {MARKER} marker: its upload was interrupted)")
+        raise LenrlError(f"{key} {uri}: holds no model (no config.json)")
+    started = any(storage.is_file(storage.join(uri, f)) for f in (LEARNER_STATE_FILE, STATE_FILE))
+    if started and not storage.is_file(storage.join(uri, MARKER)):
+        raise LenrlError(f"{key} {uri}: an incomplete checkpoint (no {MARKER} marker: being uploaded, or cut off)")

@@ -28,7 +28,7 @@ from lenrl.memory import peak_memory_gib
 from lenrl.trainer import lora as lora_adapters
 from lenrl.trainer.batch import TrainBatch
 from lenrl.trainer.checkpoint import LEARNER_STATE_FILE
-from lenrl.trainer.logprobs import response_logprobs
+from lenrl.trainer.logprobs import forward_positions, response_logprobs, shared_prompts
 from lenrl.trainer.microbatch import padding_fraction, plan_micro_batches
 
 
@@ -139,7 +139,7 @@ class Learner:
         old = [self._old_logprobs(m.shard) for m in minibatches] if recompute else None
         sums = {"loss": 0.0, "kl_ref": 0.0, "entropy": 0.0, "clipfrac": 0.0, "gap": 0.0, "norm": 0.0}
         tokens = skipped = fwd_tokens = 0
-        masks: list[torch.Tensor] = []
+        positions: list[tuple[int, int]] = []
         for epoch in range(self.train.epochs):
             for j, mbatch in enumerate(minibatches):
                 for k, micro in enumerate(self._micro(mbatch.shard)):
@@ -151,7 +151,7 @@ class Learner:
                         for key in s:
                             sums[key] += s[key]
                         tokens += micro.num_tokens
-                        masks.append(micro.attention_mask_BL)
+                        positions.append(forward_positions(micro, self._shared(micro)))
                 sums["norm"] = self._optimizer_step()
                 skipped += not math.isfinite(sums["norm"])
         n = max(tokens, 1)
@@ -166,7 +166,7 @@ class Learner:
             seconds=time.perf_counter() - t0,
             nonfinite_skipped=skipped,
             fwd_tokens=fwd_tokens,
-            pad_frac=padding_fraction(masks),
+            pad_frac=padding_fraction(positions),
             peak_rss_gib=peak_memory_gib(self.device),
         )
 
@@ -179,19 +179,30 @@ class Learner:
             max_rows=self.train.micro_batch_size,
             max_tokens=self.train.micro_batch_tokens,
             whole_groups=self.group_loss,
+            keep_groups=self.train.shared_prefix,
         )
         return [shard.select(rows) for rows in plan]
+
+    def _shared(self, mb: TrainBatch) -> tuple[torch.Tensor, torch.Tensor] | None:
+        return shared_prompts(mb) if self.train.shared_prefix else None
+
+    def _logprobs(
+        self, model: Any, mb: TrainBatch, with_entropy: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return response_logprobs(
+            model, mb, temperature=self.temperature, with_entropy=with_entropy, share_prefix=self.train.shared_prefix
+        )
 
     @torch.no_grad()
     def _old_logprobs(self, shard: TrainBatch) -> list[torch.Tensor]:
         with self._autocast():
-            return [response_logprobs(self.model, m, temperature=self.temperature)[0] for m in self._micro(shard)]
+            return [self._logprobs(self.model, m)[0] for m in self._micro(shard)]
 
     def _micro_step(
         self, mb: TrainBatch, old_BT: torch.Tensor | None, mbatch: MiniBatch, *, want_stats: bool
     ) -> dict[str, float]:
         with self._autocast():
-            logp_BT, ent_BT = response_logprobs(self.model, mb, temperature=self.temperature, with_entropy=want_stats)
+            logp_BT, ent_BT = self._logprobs(self.model, mb, with_entropy=want_stats)
         mask_BT = mb.response_mask_BT.to(logp_BT.device)
         current_BT = logp_BT.detach()
         if old_BT is None:
@@ -268,9 +279,9 @@ class Learner:
     def _ref_logprobs(self, mb: TrainBatch) -> torch.Tensor:
         with self._autocast():
             if self.ref is not None:
-                return response_logprobs(self.ref, mb, temperature=self.temperature)[0]
+                return self._logprobs(self.ref, mb)[0]
             with self.model.disable_adapter():  # LoRA: the base weights are the reference
-                return response_logprobs(self.model, mb, temperature=self.temperature)[0]
+                return self._logprobs(self.model, mb)[0]
 
     @torch.no_grad()
     def weight_buckets(self, bucket_mib: float) -> Iterator[dict[str, torch.Tensor]]:
@@ -298,7 +309,9 @@ class Learner:
         if storage.is_uri(path):
             with tempfile.TemporaryDirectory(prefix="lenrl-save-") as tmp:
                 self._save_local(Path(tmp), tokenizer_src)
-                storage.upload(Path(tmp), path)
+                # the state file first, so that a reader can tell a partial upload from a plain model
+                # directory (lenrl/model/embedded.py, check_model_uri)
+                storage.upload(Path(tmp), path, first=LEARNER_STATE_FILE)
             return path
         self._save_local(Path(path), tokenizer_src)
         return path

@@ -96,6 +96,11 @@ class MetricsLogger:
         if resume_at is not None:
             self.first_step, self.lines = resume_at[0] + 1, resume_at[1]
             kept = self.path.read_text().splitlines(keepends=True)[: self.lines] if self.path.exists() else []
+            if len(kept) < self.lines:  # a lost or cut file: resuming would number the steps wrongly
+                raise LenrlError(
+                    f"{self.path}: {len(kept)} lines, but the checkpoint of step {resume_at[0]} was taken after "
+                    f"{self.lines}: the metrics file is not the one the checkpoint belongs to"
+                )
             atomic_write(self.path, "".join(kept))
         self.file = self.path.open("a")
         # sys.stdout looked up now, not at import: whoever redirected it since (a test, a wrapper) gets the lines

@@ -10,7 +10,9 @@ lengths, so little padding is left (the same idea as verl's dynamic batch size b
 The loss does not depend on the cut: every aggregation normalises by the mini-batch's global token and
 sequence counts (lenrl/trainer/learner.py), so the gradient is the same sum over rows in any grouping.
 A group loss (DRPO) needs whole groups in one micro-batch; then groups are the units that are sorted and
-packed, by their longest row.
+packed, by their longest row. Shared prefixes (lenrl/trainer/logprobs.py) want a group's rows together,
+since its prompt is computed once per micro-batch it appears in: then each group is first cut into pieces
+that fit the caps (one piece when it fits whole), and the pieces are packed.
 """
 
 from __future__ import annotations
@@ -26,13 +28,28 @@ def plan_micro_batches(
     max_rows: int,
     max_tokens: int,
     whole_groups: bool,
+    keep_groups: bool = False,
 ) -> list[torch.Tensor]:
     """Row indices of each micro-batch (ascending within one), longest micro-batch first.
 
     Shapes: [B] long each -> list of [b_i] long with sum b_i = B. `max_tokens` 0 = no token cap. A single
     unit (row, or group when `whole_groups`) larger than either cap gets a micro-batch of its own.
+    `keep_groups`: a group's rows stay in one micro-batch where the caps allow it (shared prefixes).
     """
-    units = _group_units(group_id_B) if whole_groups else [torch.tensor([i]) for i in range(len(group_id_B))]
+    caps = (prompt_len_B, response_len_B, max_rows, max_tokens)
+    if whole_groups:
+        units = _group_units(group_id_B)
+    elif keep_groups:
+        units = [piece for rows in _group_units(group_id_B) for piece in _pack([r[None] for r in rows], *caps)]
+    else:
+        units = [torch.tensor([i]) for i in range(len(group_id_B))]
+    return _pack(units, *caps)
+
+
+def _pack(
+    units: list[torch.Tensor], prompt_len_B: torch.Tensor, response_len_B: torch.Tensor, max_rows: int, max_tokens: int
+) -> list[torch.Tensor]:
+    """Units (row index tensors) sorted longest first and cut greedily under the caps."""
     p_len = [int(prompt_len_B[u].max()) for u in units]
     r_len = [int(response_len_B[u].max()) for u in units]
     order = sorted(range(len(units)), key=lambda j: (-(p_len[j] + r_len[j]), j))  # stable: ties keep arrival order
@@ -64,9 +81,9 @@ def _group_units(group_id_B: torch.Tensor) -> list[torch.Tensor]:
     return [torch.arange(edges[k], edges[k + 1]) for k in range(len(edges) - 1)]
 
 
-def padding_fraction(attention_masks: list[torch.Tensor]) -> float:
-    """Share of the forward passes' input positions that are padding: 1 - real / (rows x width), summed
-    over micro-batches. Shapes: list of [b_i, L_i]."""
-    total = sum(m.numel() for m in attention_masks)
-    real = sum(int(m.sum()) for m in attention_masks)
+def padding_fraction(positions: list[tuple[int, int]]) -> float:
+    """Share of the forward passes' input positions that are padding: 1 - real / computed, summed over
+    micro-batches; `positions` holds (computed, real) per micro-batch (lenrl/trainer/logprobs.py)."""
+    total = sum(t for t, _ in positions)
+    real = sum(r for _, r in positions)
     return 1.0 - real / total if total else 0.0

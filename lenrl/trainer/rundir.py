@@ -75,10 +75,11 @@ class RunDir:
     def _place(self, location: Location) -> None:
         self.location = location
         self.path = staging_dir(location) if storage.is_uri(location) else Path(location)
+        self._sent: dict[str, tuple[int, int]] = {}  # what sync() has uploaded, so it sends only changes
 
     def __enter__(self) -> RunDir:
         if storage.is_uri(self.location):
-            shutil.rmtree(self.path, ignore_errors=True)  # a leftover of an earlier driver: the URI is the truth
+            shutil.rmtree(self.path.parent, ignore_errors=True)  # an earlier driver's leftover: the URI is the truth
         if self.resume_from is not None:
             if storage.is_uri(self.location):
                 storage.download(str(self.location), self.path, skip=CHECKPOINT_DIRS)
@@ -100,7 +101,7 @@ class RunDir:
     def sync(self) -> None:
         """Mirror the driver's files to the run's URI (nothing to do for a local run directory)."""
         if storage.is_uri(self.location):
-            storage.upload(self.path, str(self.location), skip=CHECKPOINT_DIRS)
+            storage.upload(self.path, str(self.location), skip=CHECKPOINT_DIRS, sent=self._sent)
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         """Mirror the run's files when it ends (a URI run's staging copy is then dropped); a run that failed
@@ -114,10 +115,15 @@ class RunDir:
             try:  # what the failed run logged, without hiding why it failed
                 self.sync()
             except Exception as e:
-                print(f"lenrl: warning: could not copy the run's files to {self.location}: {e}", flush=True)
-                return  # the staging copy stays: it is all there is of those files
+                first = (str(e).splitlines() or [""])[0]
+                print(
+                    f"lenrl: warning: could not copy the run's files to {self.location} ({type(e).__name__}: "
+                    f"{first}); they stay in {self.path} until a run at that location starts again",
+                    flush=True,
+                )
+                return
         if storage.is_uri(self.location):
-            shutil.rmtree(self.path, ignore_errors=True)
+            shutil.rmtree(self.path.parent, ignore_errors=True)
 
 
 CHECKPOINT_DIRS = (checkpoint.PERIODIC_DIR, checkpoint.FINAL_DIR)
@@ -129,7 +135,7 @@ def staging_dir(location: Location) -> Path:
     from lenrl.model.embedded import cache_root
 
     digest = hashlib.sha256(str(location).encode()).hexdigest()[:10]
-    return cache_root() / "staging" / f"{storage.name(location)}-{digest}"
+    return cache_root() / "staging" / digest / storage.name(location)  # named as the run: W&B, plots
 
 
 def output_root(directory: str) -> Location:

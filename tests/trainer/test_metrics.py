@@ -86,3 +86,11 @@ def test_logger_writes_one_json_row_per_step_and_a_console_line_even_without_an_
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("step 1/2 | reward 0.375 acc 0.500 | len 4.0 p90 8 trunc 0.25 | loss +5.00e-01")
     assert "50 tok/s" in lines[0] and "loss +nan" in lines[1] and lines[1].endswith("ETA 0m00s")
+
+
+def test_resuming_refuses_a_metrics_file_shorter_than_its_checkpoint(tmp_path):
+    from lenrl.errors import LenrlError
+
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n')
+    with pytest.raises(LenrlError, match=r"metrics.jsonl: 1 lines, but the checkpoint of step 2 was taken after 2"):
+        MetricsLogger(tmp_path, 4, tensorboard=False, resume_at=(2, 2))

@@ -35,9 +35,17 @@ def test_group_units_stay_whole_and_an_oversized_unit_gets_its_own_micro_batch()
     ]
 
 
+def test_kept_groups_stay_together_where_they_fit_and_are_cut_where_they_do_not():
+    # group 0: rows 0, 1, 2 (widths 12, 4, 11); group 1: rows 3, 4 (widths 3, 5); cap 2 rows, 30 positions
+    args = ([2, 2, 2, 1, 1], [10, 2, 9, 2, 4], [0, 0, 0, 1, 1])
+    # group 0 is cut into [0, 2] (2 x 12 = 24) and [1]; group 1 fits whole; pieces packed by width
+    assert _plan(*args, max_rows=2, max_tokens=30, whole_groups=False, keep_groups=True) == [[0, 2], [3, 4], [1]]
+    # rows alone mix the groups: row 4 (width 5) is packed beside row 1 (width 4)
+    assert _plan(*args, max_rows=2, max_tokens=30, whole_groups=False) == [[0, 2], [1, 4], [3]]
+
+
 def test_padding_fraction_counts_padded_positions():
-    masks = [torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]]), torch.tensor([[1, 0]])]
-    assert padding_fraction(masks) == 1 - 7 / 10
+    assert padding_fraction([(8, 6), (2, 1)]) == 1 - 7 / 10
     assert padding_fraction([]) == 0.0
 
 
@@ -78,3 +86,15 @@ def test_bucketed_micro_batches_give_the_one_pass_loss_and_gradient(tiny_model_d
             assert_close(bucketed[name], whole[name], atol=1e-5, rtol=1e-3)
         assert abs(s1.loss - s2.loss) < 1e-6
         assert s1.fwd_tokens == s2.fwd_tokens == 6 * 2 + 30
+
+
+def test_shared_prefixes_give_the_padded_loss_and_gradient_through_the_learner(tiny_model_dir):
+    # fp32: equal to float round-off (tests/trainer/test_logprobs.py checks the forward itself in float64)
+    for algo in (AlgoConfig(), AlgoConfig(loss=FnSpec("drpo")), AlgoConfig(kl_coef=0.1)):
+        padded, s1 = _grads(tiny_model_dir, algo, micro_batch_size=6, shared_prefix=False)
+        shared, s2 = _grads(tiny_model_dir, algo, micro_batch_size=6, micro_batch_tokens=24)
+        for name in padded:
+            assert (shared[name] - padded[name]).norm() <= 5e-5 * padded[name].norm(), name
+        assert abs(s1.loss - s2.loss) < 1e-6 and abs(s1.entropy - s2.entropy) < 1e-5
+        assert s1.fwd_tokens == s2.fwd_tokens  # the same logical tokens: prompts counted once per row
+        assert s2.pad_frac < s1.pad_frac

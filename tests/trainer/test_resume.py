@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import signal
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -233,7 +234,9 @@ class StorageLearners(FakeLearners):
     """FakeLearners writing their half through lenrl.storage, as `Learner.save` does for a URI."""
 
     def save(self, path: str, tokenizer_src: str) -> str:
-        storage.write_text(storage.join(path, "updates.txt"), str(len(self.batches)))
+        with tempfile.TemporaryDirectory() as tmp:
+            Path(tmp, "updates.txt").write_text(str(len(self.batches)))
+            storage.upload(Path(tmp), path)
         self.saved.append(path)
         return path
 
