@@ -14,6 +14,8 @@ computation (tests/trainer/test_logprobs.py) while the prompt costs 1/G of its f
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from lenrl.trainer.batch import TrainBatch
@@ -100,19 +102,36 @@ def shared_prompts(mb: TrainBatch) -> tuple[torch.Tensor, torch.Tensor] | None:
     hold the same prompt and some prompt has several rows; None otherwise (nothing to share).
     Prompt identity is checked on the tokens, so a batch whose groups differ in prompt is never merged."""
     P = mb.input_ids_BL.shape[1] - mb.response_mask_BT.shape[1]
-    ids_BP, group_B = mb.input_ids_BL[:, :P] * mb.attention_mask_BL[:, :P], mb.group_id_B
+    if P == 0:
+        return None
+    ids_BP, am_BP, group_B = (
+        mb.input_ids_BL[:, :P] * mb.attention_mask_BL[:, :P],
+        mb.attention_mask_BL[:, :P],
+        mb.group_id_B,
+    )
     first: dict[int, int] = {}  # group id -> its first row; dicts keep insertion order: prompt u is the u-th
     index: dict[int, int] = {}
     row_u: list[int] = []
     for i, g in enumerate(group_B.tolist()):
         if g not in first:
             first[g], index[g] = i, len(index)
-        elif not torch.equal(ids_BP[i], ids_BP[first[g]]):
+        elif not (torch.equal(ids_BP[i], ids_BP[first[g]]) and torch.equal(am_BP[i], am_BP[first[g]])):
             return None
         row_u.append(index[g])
     if len(first) == len(row_u):
         return None
     return torch.tensor(list(first.values())), torch.tensor(row_u)
+
+
+SHAREABLE_LAYERS = ("DynamicLayer", "DynamicSlidingWindowLayer")
+"""cache layers that only append keys and values: full and sliding-window attention"""
+
+
+def _attention_only(cache: object) -> bool:
+    """Hybrid models (linear attention, state-space layers: Qwen3-Next, LFM2) keep a recurrent state that the
+    response pass overwrites in place; their prompts are not shared (checked per call, on the cache)."""
+    layers: Any = getattr(cache, "layers", None)
+    return bool(layers) and all(type(layer).__name__ in SHAREABLE_LAYERS for layer in layers)
 
 
 def forward_positions(mb: TrainBatch, shared: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[int, int]:
@@ -147,6 +166,8 @@ def _shared_prefix_logits(
     if T == 1:
         return first_B1V
     cache = prompt.past_key_values
+    if not _attention_only(cache):  # recurrent state is updated in place, which autograd cannot go back through
+        return _padded_logits(model, mb, device)
     cache.reorder_cache(row_u_B)  # [U, ...] -> [B, ...]: an index_select, through which gradients flow back
     # the last response position predicts nothing, so the pass stops one short of it
     pos_BT = am_UP.sum(1)[row_u_B, None] + torch.arange(T - 1, device=device)

@@ -86,6 +86,8 @@ def test_nothing_is_shared_across_different_prompts_or_single_rows(tiny_model_di
     # one group id over two different prompts (a hand-made batch): never merged
     assert shared_prompts(_group_batch([[5, 6], [7, 8]], [[[9]], [[10]]], group_ids=[0, 0])) is None
     assert shared_prompts(_group_batch([[5, 6], [7, 8]], [[[9]], [[10]]])) is None  # one row per prompt
+    # token 0 then 5, against 5 alone: equal once padding is zeroed, told apart by the mask
+    assert shared_prompts(_group_batch([[0, 5], [5]], [[[9]], [[10]]], group_ids=[0, 0])) is None
     one_token = _group_batch([[5, 6]], [[[9], [10]]])  # T = 1: the prompt pass alone predicts everything
     from transformers import AutoModelForCausalLM
 
@@ -96,3 +98,21 @@ def test_nothing_is_shared_across_different_prompts_or_single_rows(tiny_model_di
         a, _ = response_logprobs(model, one_token, temperature=1.0, share_prefix=True)
         b, _ = response_logprobs(model, one_token, temperature=1.0)
     torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
+
+
+def test_only_attention_caches_are_shared():
+    """Hybrid models keep a recurrent state in their cache that the response pass updates in place, which
+    autograd cannot differentiate through: their prompts go through the padded pass."""
+    from transformers import DynamicCache
+
+    from lenrl.trainer.logprobs import _attention_only
+
+    cache = DynamicCache()
+    cache.update(torch.zeros(1, 1, 2, 4), torch.zeros(1, 1, 2, 4), 0)
+    assert _attention_only(cache)
+
+    class LinearAttentionLayer:  # stands in for transformers' recurrent-state cache layers
+        pass
+
+    cache.layers.append(LinearAttentionLayer())
+    assert not _attention_only(cache) and not _attention_only(None)
