@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 
 from lenrl.trainer.logprobs import token_logprobs, token_logprobs_entropy
@@ -52,7 +53,7 @@ def _group_batch(prompts, responses_per_group, *, group_ids=None):
     return build_train_batch(RolloutBatch.from_rollouts(rs), torch.zeros(len(rs)), pad_id=2)
 
 
-def test_shared_prefix_logprobs_and_gradient_equal_the_padded_pass(tiny_model_dir):
+def test_shared_prefix_logprobs_and_gradient_equal_the_padded_pass(tiny_model_dir, monkeypatch):
     """Prompts of different lengths (left padding), mixed response lengths inside each group (right
     padding), temperature 0.7 and the entropy, in float64 so that round-off cannot hide a difference
     (measured: gradients within 1e-7 of their norm; in fp32 within 1.1e-5, the reductions' other order)."""
@@ -67,6 +68,8 @@ def test_shared_prefix_logprobs_and_gradient_equal_the_padded_pass(tiny_model_di
     m = b.response_mask_BT
     out = {}
     for share in (False, True):
+        if share:  # the shared pass really runs (no silent fall-back to the padded one)
+            monkeypatch.setattr("lenrl.trainer.logprobs._padded_logits", lambda *a: pytest.fail("padded pass"))
         model.zero_grad(set_to_none=True)
         logp, ent = response_logprobs(model, b, temperature=0.7, with_entropy=True, share_prefix=share)
         (-(logp * m).sum()).backward()
