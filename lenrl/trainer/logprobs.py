@@ -104,15 +104,11 @@ def shared_prompts(mb: TrainBatch) -> tuple[torch.Tensor, torch.Tensor] | None:
     P = mb.input_ids_BL.shape[1] - mb.response_mask_BT.shape[1]
     if P == 0:
         return None
-    ids_BP, am_BP, group_B = (
-        mb.input_ids_BL[:, :P] * mb.attention_mask_BL[:, :P],
-        mb.attention_mask_BL[:, :P],
-        mb.group_id_B,
-    )
+    ids_BP, am_BP = mb.input_ids_BL[:, :P], mb.attention_mask_BL[:, :P]  # equal masks: equal padding too
     first: dict[int, int] = {}  # group id -> its first row; dicts keep insertion order: prompt u is the u-th
     index: dict[int, int] = {}
     row_u: list[int] = []
-    for i, g in enumerate(group_B.tolist()):
+    for i, g in enumerate(mb.group_id_B.tolist()):
         if g not in first:
             first[g], index[g] = i, len(index)
         elif not (torch.equal(ids_BP[i], ids_BP[first[g]]) and torch.equal(am_BP[i], am_BP[first[g]])):
